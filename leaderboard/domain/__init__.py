@@ -1,1 +1,49 @@
-"""Package."""
+"""The domain core: messages, scoring, ranking, window accumulation. No boto3, no event shapes."""
+
+from leaderboard.domain.messages import (
+    MalformedMessageError,
+    RacerMessage,
+    centi_to_output,
+    output_centi,
+    parse_message,
+)
+from leaderboard.domain.ports import MergeOutcome, RaceStore
+from leaderboard.domain.race import (
+    BUCKET_SIZE,
+    FinalResult,
+    RaceDelta,
+    RaceSummary,
+    apply_to_bucket,
+    bucket_of,
+)
+from leaderboard.domain.ranking import Standing, order_key, rank_scores
+from leaderboard.domain.scoring import RacerDelta, RacerScore
+from leaderboard.domain.service import WindowReport, apply_window, close_stale_races
+from leaderboard.domain.window import DEFAULT_STATE_BUDGET_BYTES, StateFormatError, WindowAccumulator
+
+__all__ = [
+    "BUCKET_SIZE",
+    "DEFAULT_STATE_BUDGET_BYTES",
+    "FinalResult",
+    "MalformedMessageError",
+    "MergeOutcome",
+    "RaceDelta",
+    "RaceStore",
+    "RaceSummary",
+    "RacerDelta",
+    "RacerMessage",
+    "RacerScore",
+    "Standing",
+    "StateFormatError",
+    "WindowAccumulator",
+    "WindowReport",
+    "apply_to_bucket",
+    "apply_window",
+    "bucket_of",
+    "centi_to_output",
+    "close_stale_races",
+    "order_key",
+    "output_centi",
+    "parse_message",
+    "rank_scores",
+]

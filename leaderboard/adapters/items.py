@@ -1,0 +1,156 @@
+"""The table's item layout: keys and attribute encoding, shared by every reader and writer.
+
+One table, keys ``pk``/``sk`` (strings), two GSIs:
+
+======================  ====================  ==========================================
+item                    pk / sk               GSI keys
+======================  ====================  ==========================================
+race summary            RACE#<id> / META      ByClass: CLASS#<class> / RACE#<id:012>
+                                              ByStatus: STATUS#<live|final> / RACE#<id:012>
+standings bucket        RACE#<id> / BUCKET#<b:06>   (racers b*100 .. b*100+99, a map)
+class personal best     CLASS#<class> / PB#<racer:012>   ByClass: CLASS#<class> / PB#<rankkey>
+======================  ====================  ==========================================
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from leaderboard.domain.race import RaceSummary
+from leaderboard.domain.scoring import RacerScore, seen_from_bytes, seen_to_bytes
+
+Item = dict[str, Any]  # a DynamoDB item in the low-level attribute-value format
+
+META_SK = "META"
+BUCKET_PREFIX = "BUCKET#"
+PB_PREFIX = "PB#"
+RACE_GSI_PREFIX = "RACE#"
+BY_CLASS_INDEX = "ByClass"
+BY_STATUS_INDEX = "ByStatus"
+# Personal bests sort ascending by (MAX - best, racerId) so the GSI returns the best first and ties in
+# racerId order, matching the ranking contract.
+_PB_RANK_BASE = 10**15
+
+
+def race_pk(race_id: int) -> str:
+    """Partition key of a race's items."""
+    return f"RACE#{race_id}"
+
+
+def bucket_sk(bucket: int) -> str:
+    """Sort key of a standings bucket."""
+    return f"{BUCKET_PREFIX}{bucket:06d}"
+
+
+def class_pk(class_id: int) -> str:
+    """Partition key of a class's items (and the ByClass index)."""
+    return f"CLASS#{class_id}"
+
+
+def race_gsi_sk(race_id: int) -> str:
+    """ByClass/ByStatus sort key of a race summary: races in id order."""
+    return f"{RACE_GSI_PREFIX}{race_id:012d}"
+
+
+def pb_sk(racer_id: int) -> str:
+    """Sort key of a racer's personal best in a class."""
+    return f"{PB_PREFIX}{racer_id:012d}"
+
+
+def pb_rank_key(best: int, racer_id: int) -> str:
+    """ByClass sort key of a personal best: best first, then racerId ascending."""
+    return f"{PB_PREFIX}{_PB_RANK_BASE - best:016d}#{racer_id:012d}"
+
+
+def iso(ts: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and a Z, the API's timestamp format."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of :func:`iso`."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def n(value: int | float) -> dict[str, str]:
+    """A number attribute."""
+    return {"N": str(value)}
+
+
+def s(value: str) -> dict[str, str]:
+    """A string attribute."""
+    return {"S": value}
+
+
+def race_to_item(race: RaceSummary) -> Item:
+    """The race summary item."""
+    status = race.status
+    return {
+        "pk": s(race_pk(race.race_id)),
+        "sk": s(META_SK),
+        "raceId": n(race.race_id),
+        "classId": n(race.class_id),
+        "status": s(status),
+        "racers": n(race.racers),
+        "finishedRacers": n(race.finished_racers),
+        "updatedAt": s(iso(race.updated_at)),
+        "version": n(race.version),
+        "closed": {"BOOL": race.closed},
+        "firstDeviceTimestamp": n(race.first_device_ts),
+        "lastDeviceTimestamp": n(race.last_device_ts),
+        "maxSecond": n(race.max_second),
+        "gsi1pk": s(class_pk(race.class_id)),
+        "gsi1sk": s(race_gsi_sk(race.race_id)),
+        "gsi2pk": s(f"STATUS#{status}"),
+        "gsi2sk": s(race_gsi_sk(race.race_id)),
+    }
+
+
+def race_from_item(item: Item) -> RaceSummary:
+    """Inverse of :func:`race_to_item`."""
+    return RaceSummary(
+        race_id=int(item["raceId"]["N"]),
+        class_id=int(item["classId"]["N"]),
+        racers=int(item["racers"]["N"]),
+        finished_racers=int(item["finishedRacers"]["N"]),
+        updated_at=parse_iso(item["updatedAt"]["S"]),
+        version=int(item["version"]["N"]),
+        closed=bool(item.get("closed", {}).get("BOOL", False)),
+        first_device_ts=int(item.get("firstDeviceTimestamp", {"N": "0"})["N"]),
+        last_device_ts=int(item.get("lastDeviceTimestamp", {"N": "0"})["N"]),
+        max_second=int(item.get("maxSecond", {"N": "0"})["N"]),
+    )
+
+
+def score_to_attr(score: RacerScore) -> dict[str, Any]:
+    """One racer inside a bucket's ``racers`` map."""
+    return {
+        "M": {
+            "n": s(score.name),
+            "t": n(score.total),
+            "s": n(score.last_second),
+            "o": n(score.last_output),
+            "f": {"BOOL": score.final},
+            "b": {"B": seen_to_bytes(score.seen)},
+        }
+    }
+
+
+def score_from_attr(racer_id: int, attr: dict[str, Any]) -> RacerScore:
+    """Inverse of :func:`score_to_attr`."""
+    m = attr["M"]
+    return RacerScore(
+        racer_id=racer_id,
+        name=m["n"]["S"],
+        total=int(m["t"]["N"]),
+        seen=seen_from_bytes(bytes(m["b"]["B"])),
+        last_second=int(m["s"]["N"]),
+        last_output=int(m["o"]["N"]),
+        final=bool(m["f"]["BOOL"]),
+    )
+
+
+def bucket_scores(item: Item) -> dict[int, RacerScore]:
+    """The racers stored in a bucket item."""
+    return {int(k): score_from_attr(int(k), v) for k, v in item.get("racers", {}).get("M", {}).items()}

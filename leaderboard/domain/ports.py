@@ -1,0 +1,49 @@
+"""The storage port the use cases need. The DynamoDB adapter implements it; tests may too."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from leaderboard.domain.race import FinalResult, RaceDelta, RaceSummary
+from leaderboard.domain.scoring import RacerScore
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What merging one race delta did."""
+
+    race: RaceSummary
+    items_written: int
+    # Scores after the merge of the delta's racers that are final (or of every racer of a closed
+    # race): candidates for the class's personal bests.
+    final_scores: tuple[RacerScore, ...]
+
+
+class RaceStore(Protocol):
+    """Race standings storage with idempotent, concurrency-safe merges."""
+
+    def merge(self, delta: RaceDelta) -> MergeOutcome:
+        """Fold a race delta into storage; safe to repeat and to run concurrently with other merges."""
+        ...
+
+    def record_results(self, results: Sequence[FinalResult]) -> int:
+        """Offer results as class personal bests (keep-best); returns how many improved a best."""
+        ...
+
+    def get_race(self, race_id: int) -> RaceSummary | None:
+        """The race's summary, or None when unknown."""
+        ...
+
+    def load_scores(self, race_id: int) -> list[RacerScore]:
+        """Every racer's stored score in the race."""
+        ...
+
+    def live_races(self) -> Iterable[RaceSummary]:
+        """Races not yet final."""
+        ...
+
+    def close_race(self, race_id: int, expected_version: int) -> bool:
+        """Mark the race final if it is still at ``expected_version``; False when it moved on."""
+        ...
