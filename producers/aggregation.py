@@ -79,6 +79,8 @@ class AggregatedRecord:
     partition_key: str
     data: bytes
     user_records: tuple[bytes, ...]
+    # When its first user record was added (caller's clock); its deadline counts from there.
+    opened_at: float = 0.0
 
 
 def encode_aggregated(partition_key: str, payloads: Sequence[bytes]) -> bytes:
@@ -97,15 +99,16 @@ def encode_aggregated(partition_key: str, payloads: Sequence[bytes]) -> bytes:
 class _OpenRecord:
     """An aggregated record still accepting user records, with the payloads it holds."""
 
-    __slots__ = ("agg", "payloads")
+    __slots__ = ("agg", "opened_at", "payloads")
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, opened_at: float) -> None:
         self.agg = AggRecord(max_size)
         self.payloads: list[bytes] = []
+        self.opened_at = opened_at
 
     def finish(self, partition_key: str) -> AggregatedRecord:
         _pk, _ehk, data = self.agg.get_contents()
-        return AggregatedRecord(partition_key, bytes(data), tuple(self.payloads))
+        return AggregatedRecord(partition_key, bytes(data), tuple(self.payloads), self.opened_at)
 
 
 class PartitionAggregator:
@@ -124,8 +127,8 @@ class PartitionAggregator:
     def _capacity(self, partition_key: str) -> int:
         return min(self._max_bytes, MAX_RECORD_BYTES - len(partition_key.encode()))
 
-    def add(self, partition_key: str, data: bytes) -> tuple[list[AggregatedRecord], bool]:
-        """Add a user record.
+    def add(self, partition_key: str, data: bytes, now: float = 0.0) -> tuple[list[AggregatedRecord], bool]:
+        """Add a user record (``now`` stamps a newly opened record's ``opened_at``).
 
         Returns ``(finished, accepted)``: aggregated records that are now complete (to be sent),
         and whether ``data`` was taken. A user record too large for an empty aggregated record is
@@ -135,7 +138,7 @@ class PartitionAggregator:
         finished: list[AggregatedRecord] = []
         current = self._open.get(partition_key)
         if current is None:
-            current = self._open[partition_key] = _OpenRecord(self._capacity(partition_key))
+            current = self._open[partition_key] = _OpenRecord(self._capacity(partition_key), now)
         try:
             added = current.agg.add_user_record(partition_key, data)
         except ValueError:
@@ -146,7 +149,7 @@ class PartitionAggregator:
             return finished, False
         if not added:
             finished.append(current.finish(partition_key))
-            current = self._open[partition_key] = _OpenRecord(self._capacity(partition_key))
+            current = self._open[partition_key] = _OpenRecord(self._capacity(partition_key), now)
             # An empty record accepts anything the try above did not reject as too big.
             current.agg.add_user_record(partition_key, data)
         current.payloads.append(data)

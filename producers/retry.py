@@ -6,7 +6,9 @@ import random
 from dataclasses import dataclass, field
 
 # Per-entry codes PutRecords reports in a partial failure. Both are transient by definition.
-RETRYABLE_ENTRY_CODES: frozenset[str] = frozenset({"ProvisionedThroughputExceededException", "InternalFailure"})
+RETRYABLE_ENTRY_CODES: frozenset[str] = frozenset(
+    {"ProvisionedThroughputExceededException", "InternalFailure"}
+)
 
 # Whole-call errors that mean "try again later" rather than "this request is wrong".
 RETRYABLE_CALL_CODES: frozenset[str] = frozenset(
