@@ -1,0 +1,19 @@
+"""Echoes its event with the environment and context it ran in; counts warm invocations."""
+
+import os
+
+INVOCATIONS = 0
+
+
+def handler(event, context):
+    global INVOCATIONS
+    INVOCATIONS += 1
+    print(f"echo invocation {INVOCATIONS}")
+    return {
+        "event": event,
+        "invocations": INVOCATIONS,
+        "pid": os.getpid(),
+        "greeting": os.environ.get("GREETING"),
+        "table": os.environ.get("TABLE_NAME"),
+        "version": os.environ.get("CODE_VERSION", "1"),
+    }
