@@ -125,10 +125,11 @@ def folder_digest(folder: Path) -> str:
     return hasher.hexdigest()[:16]
 
 
-def _placeholder_zip(code_dir: Path) -> bytes:
+def _placeholder_zip(code_dir: Path, key: str) -> bytes:
+    # The key carries the folder's digest, so the zip (and moto's CodeSha256) changes with the code.
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("LOCALCLOUD.txt", f"localcloud runs this function from {code_dir}\n")
+        archive.writestr("LOCALCLOUD.txt", f"localcloud runs this function from {code_dir}\n{key}\n")
     return buffer.getvalue()
 
 
@@ -377,7 +378,7 @@ class Deployer:
         except ClientError:
             s3.create_bucket(Bucket=CODE_BUCKET)
         for code_dir, key in preparer.code_dirs.values():
-            s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=_placeholder_zip(code_dir))
+            s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=_placeholder_zip(code_dir, key))
 
     def _stack_exists(self, stack_name: str) -> bool:
         cloudformation = self._client("cloudformation")

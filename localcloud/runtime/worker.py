@@ -1,0 +1,178 @@
+"""The process one Lambda execution environment runs in (started as a script, not imported).
+
+It deliberately imports only the standard library: it starts fast and knows nothing of localcloud.
+
+Protocol, one JSON document per line:
+  parent → worker (request fd):  {"id", "event", "deadline_ms", "arn"}
+  worker → parent (response fd): {"ready": true, "init_ms"} | {"init_error": {...}}   once at start
+                                 {"id", "ok": true, "payload"} | {"id", "ok": false, "error": {...}}
+The handler's stdout and stderr are the worker's own, which the parent reads as the function log;
+the worker also writes Lambda's START / END / REPORT lines there so they interleave correctly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from typing import Any
+
+
+class LambdaContext:
+    """The context object handed to handlers, with the fields and method Lambda's Python runtime has."""
+
+    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str) -> None:
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+        self.aws_request_id = request_id
+        self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
+        self.log_stream_name = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
+        self.identity = None
+        self.client_context = None
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout."""
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+
+def _error_object(exc: BaseException, request_id: str | None = None) -> dict[str, Any]:
+    frames = traceback.extract_tb(exc.__traceback__)
+    error: dict[str, Any] = {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "stackTrace": [line for line in traceback.format_list(frames)],
+    }
+    if request_id is not None:
+        error["requestId"] = request_id
+    return error
+
+
+def _load_handler(handler_spec: str) -> Any:
+    module_path, _, function_name = handler_spec.rpartition(".")
+    if not module_path:
+        raise _InitError("Runtime.MalformedHandlerName", f"Bad handler '{handler_spec}': not enough values")
+    module_name = module_path.replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise _InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        raise _InitError(
+            "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"
+        )
+    return handler
+
+
+class _InitError(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _max_memory_mb() -> int:
+    # VmHWM is this process's own peak; ru_maxrss can carry the parent's peak across fork + exec.
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _write(stream: Any, payload: dict[str, Any]) -> None:
+    stream.write(json.dumps(payload, separators=(",", ":")).encode() + b"\n")
+    stream.flush()
+
+
+def _run(request_fd: int, response_fd: int) -> None:
+    requests = os.fdopen(request_fd, "rb")
+    responses = os.fdopen(response_fd, "wb")
+    memory_size = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+    init_started = time.perf_counter()
+    try:
+        handler = _load_handler(os.environ["_HANDLER"])
+    except _InitError as exc:
+        print(f"[ERROR] {exc.error_type}: {exc}", file=sys.stderr, flush=True)
+        _write(responses, {"init_error": {"errorMessage": str(exc), "errorType": exc.error_type}})
+        return
+    except BaseException as exc:  # an import that exits or raises anything else is an init failure too
+        traceback.print_exc()
+        _write(responses, {"init_error": _error_object(exc)})
+        return
+    init_ms = (time.perf_counter() - init_started) * 1000
+    _write(responses, {"ready": True, "init_ms": init_ms})
+
+    first = True
+    for line in requests:
+        request = json.loads(line)
+        request_id = request["id"]
+        context = LambdaContext(request_id, request["deadline_ms"], request["arn"])
+        print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
+        started = time.perf_counter()
+        response: dict[str, Any]
+        try:
+            result = handler(request["event"], context)
+            try:
+                encoded_ok = json.dumps(result)
+            except (TypeError, ValueError) as exc:
+                response = {
+                    "id": request_id,
+                    "ok": False,
+                    "error": {
+                        "errorMessage": f"Unable to marshal response: {exc}",
+                        "errorType": "Runtime.MarshalError",
+                        "requestId": request_id,
+                        "stackTrace": [],
+                    },
+                }
+            else:
+                response = {"id": request_id, "ok": True, "payload": json.loads(encoded_ok)}
+        except SystemExit as exc:
+            # Lambda sees the runtime process exit: report it as a crash by exiting for real.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            code = exc.code if isinstance(exc.code, int) else 1
+            os._exit(code)
+        except Exception as exc:
+            error = _error_object(exc, request_id)
+            print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", file=sys.stderr)
+            traceback.print_exc()
+            sys.stderr.flush()
+            response = {"id": request_id, "ok": False, "error": error}
+        duration_ms = (time.perf_counter() - started) * 1000
+        billed = max(1, int(-(-duration_ms // 1)))
+        init_part = f"\tInit Duration: {init_ms:.2f} ms" if first else ""
+        first = False
+        sys.stdout.flush()
+        sys.stderr.flush()
+        print(f"END RequestId: {request_id}", flush=True)
+        print(
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\t"
+            f"Memory Size: {memory_size} MB\tMax Memory Used: {_max_memory_mb()} MB{init_part}",
+            flush=True,
+        )
+        response["duration_ms"] = duration_ms
+        _write(responses, response)
+
+
+def main() -> None:
+    """Entry point: ``python worker.py <request fd> <response fd> <code dir>``."""
+    request_fd, response_fd, code_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    # The script's own folder must not shadow the function's modules; the code folder comes first.
+    sys.path[0] = code_dir
+    os.chdir(code_dir)
+    _run(request_fd, response_fd)
+
+
+if __name__ == "__main__":
+    main()
