@@ -1,0 +1,134 @@
+"""Read-side queries on the race table's GSIs: race listings and class personal-best boards.
+
+Pages are keyset pages: the caller passes the sort key of the last row it has, and each query's key
+condition starts strictly after it. That is what DynamoDB's ``ExclusiveStartKey`` would do, but
+expressed on the domain's own keys, so
+
+* listing every race can merge the two ByStatus partitions (live, final) newest-first with one bound,
+* a race that moves from live to final between two pages is neither repeated nor skipped (its
+  raceId, which the bound is on, does not change), and
+* a cursor never has to carry the table's key layout.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from typing import Any
+
+from leaderboard.adapters.items import (
+    BY_CLASS_INDEX,
+    BY_STATUS_INDEX,
+    PB_PREFIX,
+    RACE_GSI_PREFIX,
+    Item,
+    class_pk,
+    parse_iso,
+    pb_rank_key,
+    race_from_item,
+    race_gsi_sk,
+    s,
+)
+from leaderboard.domain.race import FinalResult, RaceSummary
+
+# Upper bounds for BETWEEN: the character after '#' sorts after every "PB#..." / "RACE#..." key and
+# before the next prefix, so the range holds exactly one kind of item of the ByClass partition.
+_PB_END = PB_PREFIX[:-1] + chr(ord(PB_PREFIX[-1]) + 1)
+_RACE_END = RACE_GSI_PREFIX[:-1] + chr(ord(RACE_GSI_PREFIX[-1]) + 1)
+_STATUSES = ("live", "final")
+
+
+class DynamoLeaderboardQueries:
+    """GSI queries behind the race list and the class boards."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        """Use ``client`` (a boto3 DynamoDB client, retries configured on it) on ``table_name``."""
+        self._ddb = client
+        self._table = table_name
+
+    def races(self, class_id: int | None, before_race_id: int | None, limit: int) -> list[RaceSummary]:
+        """Up to ``limit`` races with raceId below ``before_race_id`` (all when None), newest first.
+
+        With a class, one query on ByClass. Without, ByStatus's live and final partitions are read
+        newest-first side by side and merged, so the list is one raceId order across statuses.
+        """
+        if before_race_id is not None and before_race_id <= 1:
+            return []
+        upper = race_gsi_sk(before_race_id - 1) if before_race_id is not None else _RACE_END
+        bounds = {":lo": s(RACE_GSI_PREFIX), ":hi": s(upper)}
+        if class_id is not None:
+            items = self._query(
+                limit,
+                IndexName=BY_CLASS_INDEX,
+                KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues={":pk": s(class_pk(class_id)), **bounds},
+                ScanIndexForward=False,
+            )
+            return [race_from_item(item) for item in items]
+        streams = [
+            (
+                race_from_item(item)
+                for item in self._query(
+                    limit,
+                    IndexName=BY_STATUS_INDEX,
+                    KeyConditionExpression="gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi",
+                    ExpressionAttributeValues={":pk": s(f"STATUS#{status}"), **bounds},
+                    ScanIndexForward=False,
+                )
+            )
+            for status in _STATUSES
+        ]
+        races: list[RaceSummary] = []
+        seen: set[int] = set()
+        # The index is eventually consistent: a race changing status can briefly sit in both.
+        for race in heapq.merge(*streams, key=lambda r: -r.race_id):
+            if race.race_id in seen:
+                continue
+            seen.add(race.race_id)
+            races.append(race)
+            if len(races) == limit:
+                break
+        return races
+
+    def personal_bests(self, class_id: int, after: tuple[int, int] | None, limit: int) -> list[FinalResult]:
+        """Up to ``limit`` personal bests of the class, best first (ties by racerId), after ``after``.
+
+        ``after`` is the (best, racerId) of the last row already seen. Rank keys are fixed width, so
+        the first key strictly after it is the same best with the next racerId.
+        """
+        lower = pb_rank_key(after[0], after[1] + 1) if after is not None else PB_PREFIX
+        items = self._query(
+            limit,
+            IndexName=BY_CLASS_INDEX,
+            KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={":pk": s(class_pk(class_id)), ":lo": s(lower), ":hi": s(_PB_END)},
+        )
+        return [personal_best_from_item(item) for item in items]
+
+    def _query(self, limit: int, **kwargs: Any) -> Iterator[Item]:
+        """Items of a query, page after page, stopping after ``limit`` items."""
+        remaining = limit
+        start: dict[str, Any] | None = None
+        while remaining > 0:
+            args = dict(kwargs, TableName=self._table, Limit=remaining)
+            if start:
+                args["ExclusiveStartKey"] = start
+            page = self._ddb.query(**args)
+            items = page.get("Items", [])
+            yield from items
+            remaining -= len(items)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
+
+
+def personal_best_from_item(item: Item) -> FinalResult:
+    """A class personal-best item as the result that set it."""
+    return FinalResult(
+        class_id=int(item["classId"]["N"]),
+        racer_id=int(item["racerId"]["N"]),
+        name=item["name"]["S"],
+        race_id=int(item["raceId"]["N"]),
+        total=int(item["best"]["N"]),
+        achieved_at=parse_iso(item["achievedAt"]["S"]),
+    )

@@ -1,0 +1,102 @@
+"""The API's response bodies (camelCase JSON), which the OpenAPI schema documents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Timestamp = Annotated[
+    str,
+    Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-21T16:35:37.123Z"]),
+]
+RaceStatus = Literal["live", "final"]
+NextCursor = Annotated[
+    str | None,
+    Field(description="Pass as `cursor` to get the next page; null on the last page."),
+]
+
+
+class ApiModel(BaseModel):
+    """Base of every body: snake_case in Python, camelCase on the wire."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class ErrorBody(ApiModel):
+    """Every 4xx/5xx answer."""
+
+    message: str
+
+
+class RaceListing(ApiModel):
+    """One race in a race list."""
+
+    race_id: int
+    class_id: int
+    status: RaceStatus
+    racers: int = Field(description="Racers seen so far.")
+    updated_at: Timestamp
+
+
+class RaceList(ApiModel):
+    """A page of races, newest raceId first."""
+
+    races: list[RaceListing]
+    next_cursor: NextCursor = None
+
+
+class RaceStanding(ApiModel):
+    """A racer's place in a race. Outputs are in output units (two decimals)."""
+
+    rank: int = Field(description="Competition rank: equal totals share a rank (1, 1, 3).")
+    racer_id: int
+    name: str
+    total_output: float
+    output: float = Field(description="Output of the latest second counted.")
+    second: int = Field(description="The latest second counted.")
+
+
+class RaceHeader(ApiModel):
+    """What every race-level body starts with."""
+
+    race_id: int
+    class_id: int
+    status: RaceStatus
+    updated_at: Timestamp
+
+
+class RaceLeaderboard(RaceHeader):
+    """A page of a race's standings in rank order."""
+
+    standings: list[RaceStanding]
+    next_cursor: NextCursor = None
+
+
+class RacerNeighbourhood(RaceHeader):
+    """A racer's standing and the racers around it."""
+
+    racer: RaceStanding
+    neighbours: list[RaceStanding] = Field(
+        description="Up to `around` racers above and below, the racer included, in rank order."
+    )
+
+
+class ClassStanding(ApiModel):
+    """A racer's all-time personal best in a class."""
+
+    rank: int = Field(description="Competition rank: equal bests share a rank (1, 1, 3).")
+    racer_id: int
+    name: str
+    total_output: float
+    race_id: int = Field(description="The race the best was set in.")
+    achieved_at: Timestamp
+
+
+class ClassLeaderboard(ApiModel):
+    """A page of a class's personal-best board in rank order."""
+
+    class_id: int
+    standings: list[ClassStanding]
+    next_cursor: NextCursor = None

@@ -1,0 +1,101 @@
+"""Ranked races kept warm between invocations, and keyset paging into them.
+
+Ranking a race means reading every bucket and sorting every racer, so a warm function keeps the last
+few rankings. A ranking is valid for exactly one summary ``version`` (every write to a race bumps it),
+so one consistent summary read tells whether the cached ranking is still the race's ranking.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from leaderboard.domain.race import RaceSummary
+from leaderboard.domain.ranking import Standing, order_key, rank_scores
+from leaderboard.domain.scoring import RacerScore
+
+SortKey = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class RaceRanking:
+    """Every racer of one version of a race, ranked per the ranking contract."""
+
+    race_id: int
+    version: int
+    standings: list[Standing]
+    keys: list[SortKey]  # order_key of each standing, ascending: what pages bisect into
+    positions: dict[int, int]  # racer id -> index in standings
+
+    @classmethod
+    def build(cls, race: RaceSummary, scores: Iterable[RacerScore]) -> RaceRanking:
+        """Rank ``scores`` as they stand at ``race.version``."""
+        standings = rank_scores(scores)
+        return cls(
+            race_id=race.race_id,
+            version=race.version,
+            standings=standings,
+            keys=[order_key(st.total, st.racer_id) for st in standings],
+            positions={st.racer_id: i for i, st in enumerate(standings)},
+        )
+
+    def page(self, after: SortKey | None, limit: int) -> tuple[list[Standing], bool]:
+        """Up to ``limit`` standings sorting strictly after ``after``, and whether more follow.
+
+        ``after`` is a sort key, not a position: the page starts after that (total, racer) even if
+        that racer has since moved or scores above it changed.
+        """
+        start = 0 if after is None else bisect_right(self.keys, after)
+        end = start + limit
+        return self.standings[start:end], end < len(self.standings)
+
+    def around(self, racer_id: int, neighbours: int) -> tuple[Standing, list[Standing]] | None:
+        """The racer's standing and up to ``neighbours`` standings each side (racer included)."""
+        index = self.positions.get(racer_id)
+        if index is None:
+            return None
+        low = max(0, index - neighbours)
+        return self.standings[index], self.standings[low : index + neighbours + 1]
+
+
+class RankingCache:
+    """A bounded LRU of rankings keyed by race, each valid for one race version."""
+
+    def __init__(self, max_races: int) -> None:
+        """Keep at most ``max_races`` rankings."""
+        if max_races < 1:
+            raise ValueError("max_races must be at least 1")
+        self._max = max_races
+        self._rankings: OrderedDict[int, RaceRanking] = OrderedDict()
+        # Cheap insurance for runtimes that call one handler from several threads.
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def ranking(self, race: RaceSummary, load: Callable[[int], list[RacerScore]]) -> RaceRanking:
+        """The ranking of ``race`` at its version; ``load(race_id)`` reads the scores on a miss."""
+        with self._lock:
+            cached = self._rankings.get(race.race_id)
+            if cached is not None and cached.version == race.version:
+                self._rankings.move_to_end(race.race_id)
+                self.hits += 1
+                return cached
+        # Load outside the lock: it is I/O, and a duplicate load under a race is only wasted work.
+        # The scores are read after the summary, so they are at least as new as ``race.version``.
+        ranking = RaceRanking.build(race, load(race.race_id))
+        with self._lock:
+            self.misses += 1
+            current = self._rankings.get(race.race_id)
+            if current is None or current.version <= ranking.version:
+                self._rankings[race.race_id] = ranking
+                self._rankings.move_to_end(race.race_id)
+            while len(self._rankings) > self._max:
+                self._rankings.popitem(last=False)
+        return ranking
+
+    def __len__(self) -> int:
+        """Rankings held."""
+        return len(self._rankings)

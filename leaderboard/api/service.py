@@ -1,0 +1,192 @@
+"""The API's use cases: plain values in, response models out. No HTTP, no boto3."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from leaderboard.adapters.items import iso
+from leaderboard.api.errors import RaceNotFoundError, RacerNotFoundError
+from leaderboard.api.models import (
+    ClassLeaderboard,
+    ClassStanding,
+    RaceLeaderboard,
+    RaceList,
+    RaceListing,
+    RacerNeighbourhood,
+    RaceStanding,
+)
+from leaderboard.api.ranking import RankingCache
+from leaderboard.domain.cursor import CursorCodec
+from leaderboard.domain.messages import centi_to_output
+from leaderboard.domain.race import FinalResult, RaceSummary
+from leaderboard.domain.ranking import Standing, order_key
+from leaderboard.domain.scoring import RacerScore
+
+
+class RaceReader(Protocol):
+    """The reads of a race the API needs (DynamoRaceStore provides them)."""
+
+    def get_race(self, race_id: int) -> RaceSummary | None:
+        """The race's summary, or None when unknown."""
+        ...
+
+    def load_scores(self, race_id: int) -> list[RacerScore]:
+        """Every racer's stored score in the race."""
+        ...
+
+
+class LeaderboardQueries(Protocol):
+    """Keyset-paged listings (DynamoLeaderboardQueries provides them)."""
+
+    def races(self, class_id: int | None, before_race_id: int | None, limit: int) -> list[RaceSummary]:
+        """Up to ``limit`` races with raceId below ``before_race_id``, newest first."""
+        ...
+
+    def personal_bests(self, class_id: int, after: tuple[int, int] | None, limit: int) -> list[FinalResult]:
+        """Up to ``limit`` personal bests sorting after (best, racerId) ``after``, best first."""
+        ...
+
+
+def races_scope(class_id: int | None) -> str:
+    """Cursor scope of the race list (a class's list and the full list page differently)."""
+    return "races" if class_id is None else f"races:class:{class_id}"
+
+
+def race_leaderboard_scope(race_id: int) -> str:
+    """Cursor scope of one race's leaderboard."""
+    return f"race:{race_id}:leaderboard"
+
+
+def class_leaderboard_scope(class_id: int) -> str:
+    """Cursor scope of one class's personal-best board."""
+    return f"class:{class_id}:leaderboard"
+
+
+def race_standing(standing: Standing) -> RaceStanding:
+    """A domain standing as the API shows it (hundredths become output units)."""
+    return RaceStanding(
+        rank=standing.rank,
+        racer_id=standing.racer_id,
+        name=standing.name,
+        total_output=centi_to_output(standing.total),
+        output=centi_to_output(standing.output),
+        second=standing.second,
+    )
+
+
+class LeaderboardService:
+    """Race lists, race leaderboards, racer neighbourhoods and class boards."""
+
+    def __init__(
+        self,
+        races: RaceReader,
+        queries: LeaderboardQueries,
+        cursors: CursorCodec,
+        rankings: RankingCache,
+    ) -> None:
+        """Serve from ``races`` and ``queries``, signing cursors with ``cursors``."""
+        self._races = races
+        self._queries = queries
+        self._cursors = cursors
+        self._rankings = rankings
+
+    def race_list(self, class_id: int | None, limit: int, cursor: str | None) -> RaceList:
+        """A page of races (of one class, or all), newest raceId first."""
+        scope = races_scope(class_id)
+        before = self._cursors.decode(cursor, scope, 1)[0] if cursor is not None else None
+        # One extra row says whether another page exists without a second round trip.
+        races = self._queries.races(class_id, before, limit + 1)
+        page = races[:limit]
+        next_cursor = self._cursors.encode(scope, (page[-1].race_id,)) if len(races) > limit else None
+        return RaceList(
+            races=[
+                RaceListing(
+                    race_id=r.race_id,
+                    class_id=r.class_id,
+                    status=r.status,
+                    racers=r.racers,
+                    updated_at=iso(r.updated_at),
+                )
+                for r in page
+            ],
+            next_cursor=next_cursor,
+        )
+
+    def race_leaderboard(self, race_id: int, limit: int, cursor: str | None) -> RaceLeaderboard:
+        """A page of the race's standings, after the (total, racerId) the cursor carries."""
+        scope = race_leaderboard_scope(race_id)
+        after = None
+        if cursor is not None:
+            total, racer_id = self._cursors.decode(cursor, scope, 2)
+            after = order_key(total, racer_id)
+        race = self._race(race_id)
+        ranking = self._rankings.ranking(race, self._races.load_scores)
+        rows, more = ranking.page(after, limit)
+        next_cursor = self._cursors.encode(scope, (rows[-1].total, rows[-1].racer_id)) if more else None
+        return RaceLeaderboard(
+            race_id=race.race_id,
+            class_id=race.class_id,
+            status=race.status,
+            updated_at=iso(race.updated_at),
+            standings=[race_standing(st) for st in rows],
+            next_cursor=next_cursor,
+        )
+
+    def racer_neighbourhood(self, race_id: int, racer_id: int, around: int) -> RacerNeighbourhood:
+        """The racer's standing with ``around`` racers each side."""
+        race = self._race(race_id)
+        found = self._rankings.ranking(race, self._races.load_scores).around(racer_id, around)
+        if found is None:
+            raise RacerNotFoundError(race_id, racer_id)
+        racer, neighbours = found
+        return RacerNeighbourhood(
+            race_id=race.race_id,
+            class_id=race.class_id,
+            status=race.status,
+            updated_at=iso(race.updated_at),
+            racer=race_standing(racer),
+            neighbours=[race_standing(st) for st in neighbours],
+        )
+
+    def class_leaderboard(self, class_id: int, limit: int, cursor: str | None) -> ClassLeaderboard:
+        """A page of the class's all-time personal bests, ranked with ties across pages.
+
+        The cursor carries the last row's (best, racerId) and its (rank, position), so the next page
+        continues the competition ranking without counting the rows before it.
+        """
+        scope = class_leaderboard_scope(class_id)
+        after: tuple[int, int] | None = None
+        rank = position = 0
+        previous_best: int | None = None
+        if cursor is not None:
+            best, racer_id, rank, position = self._cursors.decode(cursor, scope, 4)
+            after, previous_best = (best, racer_id), best
+        bests = self._queries.personal_bests(class_id, after, limit + 1)
+        standings: list[ClassStanding] = []
+        for result in bests[:limit]:
+            position += 1
+            if result.total != previous_best:
+                rank, previous_best = position, result.total
+            standings.append(_class_standing(rank, result))
+        next_cursor = None
+        if len(bests) > limit:
+            last = bests[limit - 1]
+            next_cursor = self._cursors.encode(scope, (last.total, last.racer_id, rank, position))
+        return ClassLeaderboard(class_id=class_id, standings=standings, next_cursor=next_cursor)
+
+    def _race(self, race_id: int) -> RaceSummary:
+        race = self._races.get_race(race_id)
+        if race is None:
+            raise RaceNotFoundError(race_id)
+        return race
+
+
+def _class_standing(rank: int, result: FinalResult) -> ClassStanding:
+    return ClassStanding(
+        rank=rank,
+        racer_id=result.racer_id,
+        name=result.name,
+        total_output=centi_to_output(result.total),
+        race_id=result.race_id,
+        achieved_at=iso(result.achieved_at),
+    )
