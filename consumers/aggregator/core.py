@@ -1,0 +1,107 @@
+"""The aggregator's logic, independent of Lambda: one invocation of a (tumbling-window) batch.
+
+Tumbling windows: Lambda passes the window's state between invocations; we accumulate each racer's
+per-second outputs in it and merge into DynamoDB once, at the window's final invocation (or earlier
+when the state would outgrow its budget). Without a window (no ``window`` key in the event) every
+batch is merged straight away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from consumers.aggregator.records import decode_record
+from consumers.quarantine import PoisonRecord
+from leaderboard.domain import RaceStore, WindowAccumulator, WindowReport, apply_window
+
+
+@dataclass
+class InvocationSummary:
+    """What one invocation did, for logs and metrics."""
+
+    records: int = 0
+    messages: int = 0
+    poison: int = 0
+    failed_records: int = 0
+    flushed: bool = False
+    early_flush: bool = False
+    terminated_early: bool = False
+    report: WindowReport | None = None
+
+
+class WindowAggregator:
+    """Accumulates racer messages per window and merges them into the race store."""
+
+    def __init__(
+        self,
+        store: RaceStore,
+        quarantine: Callable[[PoisonRecord], None],
+        state_budget_bytes: int,
+    ) -> None:
+        """Write to ``store``; send poison records to ``quarantine``."""
+        self._store = store
+        self._quarantine = quarantine
+        self._budget = state_budget_bytes
+
+    def handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], InvocationSummary]:
+        """Process one invocation's event and return Lambda's response plus a summary."""
+        summary = InvocationSummary()
+        windowed = "window" in event
+        window = WindowAccumulator.from_state(event.get("state")) if windowed else WindowAccumulator()
+
+        records = event.get("Records") or []
+        failures: list[dict[str, str]] = []
+        if records:
+            failures = self._accumulate(records, window, summary)
+
+        if not windowed:
+            summary.report = apply_window(self._store, window)
+            summary.flushed = True
+            return {"batchItemFailures": failures}, summary
+
+        summary.terminated_early = bool(event.get("isWindowTerminatedEarly"))
+        if event.get("isFinalInvokeForWindow"):
+            summary.report = apply_window(self._store, window)
+            summary.flushed = True
+            return {"state": {}, "batchItemFailures": failures}, summary
+
+        # Lambda ends a window whose state passes 1 MB; writing early keeps us well under that.
+        if window.state_size() > self._budget:
+            summary.report = apply_window(self._store, window)
+            summary.flushed = summary.early_flush = True
+            return {"state": {}, "batchItemFailures": failures}, summary
+        return {"state": window.to_state(), "batchItemFailures": failures}, summary
+
+    def _accumulate(
+        self, records: list[dict[str, Any]], window: WindowAccumulator, summary: InvocationSummary
+    ) -> list[dict[str, str]]:
+        """Decode every record into the window; quarantine poison; report records we could not park."""
+
+        def on_record(record: KinesisStreamRecord) -> None:
+            outcome = decode_record(record)
+            # Quarantine first: if SQS refuses, the record fails and is retried, so nothing is lost.
+            for poison in outcome.poison:
+                self._quarantine(poison)
+            window.add_all(outcome.messages)
+            summary.messages += len(outcome.messages)
+            summary.poison += len(outcome.poison)
+
+        # A whole batch failing (e.g. the failure queue is down) is reported as item failures rather
+        # than raised, so window state for the records that did succeed is still returned.
+        processor = BatchProcessor(
+            event_type=EventType.KinesisDataStreams, raise_on_entire_batch_failure=False
+        )
+        with processor(records=records, handler=on_record):
+            processor.process()
+        summary.records = len(records)
+        response = processor.response()
+        failures = [
+            {"itemIdentifier": str(item["itemIdentifier"])} for item in response.get("batchItemFailures", [])
+        ]
+        summary.failed_records = len(failures)
+        return failures

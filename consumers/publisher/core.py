@@ -1,0 +1,130 @@
+"""The publisher's logic: a race summary changed → push its live standings to IoT topics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
+
+from leaderboard.adapters.items import META_SK, iso, race_from_item
+from leaderboard.domain import RaceStore, RaceSummary, Standing, centi_to_output, rank_scores
+
+Publish = Callable[[str, bytes], None]
+
+
+def standings_topic(prefix: str, race_id: int) -> str:
+    """The per-race standings topic: ``alleycat/races/{raceId}/standings``."""
+    return f"{prefix}/races/{race_id}/standings"
+
+
+def class_topic(prefix: str, class_id: int) -> str:
+    """The per-class topic announcing races and their status changes."""
+    return f"{prefix}/classes/{class_id}/races"
+
+
+def standing_json(standing: Standing) -> dict[str, Any]:
+    """One row as the API and the topics show it."""
+    return {
+        "rank": standing.rank,
+        "racerId": standing.racer_id,
+        "name": standing.name,
+        "totalOutput": centi_to_output(standing.total),
+        "output": centi_to_output(standing.output),
+        "second": standing.second,
+    }
+
+
+def race_json(race: RaceSummary) -> dict[str, Any]:
+    """A race as announced on the class topic."""
+    return {
+        "raceId": race.race_id,
+        "classId": race.class_id,
+        "status": race.status,
+        "racers": race.racers,
+        "updatedAt": iso(race.updated_at),
+    }
+
+
+def standings_message(race: RaceSummary, standings: list[Standing], top_n: int) -> bytes:
+    """The standings topic payload: the race and its top ``top_n`` racers (well under 128 KB)."""
+    body = race_json(race) | {
+        "version": race.version,
+        "second": race.max_second,
+        "lastDeviceTimestamp": race.last_device_ts,
+        "standings": [standing_json(s) for s in standings[:top_n]],
+    }
+    return orjson.dumps(body)
+
+
+@dataclass
+class PublishSummary:
+    """What one invocation published."""
+
+    standings_published: int = 0
+    announcements: int = 0
+    freshness_ms: list[int] | None = None
+
+
+class StandingsPublisher:
+    """Publishes standings for every race summary change in a DynamoDB Streams batch."""
+
+    def __init__(
+        self,
+        store: RaceStore,
+        publish: Publish,
+        *,
+        topic_prefix: str,
+        top_n: int,
+        now_ms: Callable[[], int],
+    ) -> None:
+        """Read standings from ``store`` and send them with ``publish(topic, payload)``."""
+        self._store = store
+        self._publish = publish
+        self._prefix = topic_prefix
+        self._top_n = top_n
+        self._now_ms = now_ms
+
+    def handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], PublishSummary]:
+        """Process a DynamoDB Streams batch; failed races are reported as batch item failures."""
+        summary = PublishSummary(freshness_ms=[])
+        published_versions: dict[int, int] = {}
+
+        def on_record(record: DynamoDBRecord) -> None:
+            if record.event_name == DynamoDBRecordEventName.REMOVE or record.dynamodb is None:
+                return
+            keys = record.dynamodb.keys or {}
+            if keys.get("sk") != META_SK:
+                return  # bucket items change with every window; the summary change is the signal
+            new_image = record.raw_event["dynamodb"].get("NewImage")
+            if not new_image:
+                return
+            changed = race_from_item(new_image)
+            # Several changes of one race in a batch: the first publish already read the latest data.
+            if published_versions.get(changed.race_id, -1) >= changed.version:
+                return
+            race = self._store.get_race(changed.race_id) or changed
+            standings = rank_scores(self._store.load_scores(race.race_id))
+            self._publish(
+                standings_topic(self._prefix, race.race_id), standings_message(race, standings, self._top_n)
+            )
+            published_versions[race.race_id] = race.version
+            summary.standings_published += 1
+            if race.last_device_ts and summary.freshness_ms is not None:
+                summary.freshness_ms.append(max(0, self._now_ms() - race.last_device_ts))
+            old_image = record.raw_event["dynamodb"].get("OldImage")
+            old_status = race_from_item(old_image).status if old_image else None
+            if old_status != changed.status:
+                self._publish(class_topic(self._prefix, race.class_id), orjson.dumps(race_json(changed)))
+                summary.announcements += 1
+
+        processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+        with processor(records=list(event.get("Records") or []), handler=on_record):
+            processor.process()
+        return dict(processor.response()), summary

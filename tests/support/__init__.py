@@ -1,0 +1,1 @@
+"""Shared test helpers: tables created from template.yaml, canonical event builders, an oracle."""
