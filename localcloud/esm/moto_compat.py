@@ -1,0 +1,117 @@
+"""Adjustments to an in-process moto so that localcloud's mapping engine owns stream delivery.
+
+moto 5.2.5 has its own, synchronous stream triggers: every PutRecord on a Kinesis stream with a
+mapping invokes the function (in Docker) once per record, and every DynamoDB write with a mapping
+invokes it and then *empties the table's stream*, so a poller never sees the records. Its
+resharding also keeps routing new records to the closed parent shard and re-numbers the parent's
+records. :func:`apply` turns the triggers off and makes resharding behave like Kinesis (a closed
+parent keeps its records; new records go to the open child that owns the key's hash).
+
+It patches process-wide moto classes, is idempotent, and is a no-op when moto is not importable
+(e.g. when the engine talks to a moto running in another process, which must apply it there).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from operator import attrgetter
+from typing import Any
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_state = {"applied": False}
+
+
+def apply() -> bool:
+    """Patch moto (once). Returns True when moto is present and patched."""
+    with _lock:
+        if _state["applied"]:
+            return True
+        try:
+            # Imported lazily: moto is heavy and may live in another process.
+            from moto.awslambda.models import LambdaBackend  # noqa: PLC0415
+            from moto.kinesis import models as kinesis_models  # noqa: PLC0415
+        except ImportError:  # pragma: no cover - moto is a localcloud dependency
+            return False
+        _disable_stream_triggers(LambdaBackend)
+        _fix_resharding(kinesis_models)
+        _state["applied"] = True
+        _log.debug("moto stream triggers disabled and Kinesis resharding fixed")
+        return True
+
+
+def _disable_stream_triggers(backend_cls: Any) -> None:
+    def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def send_dynamodb_items(self: Any, *args: Any, **kwargs: Any) -> str:
+        # An empty (falsy) result keeps moto from clearing the table's stream records.
+        return ""
+
+    backend_cls.send_kinesis_message = send_kinesis_message
+    backend_cls.send_dynamodb_items = send_dynamodb_items
+
+
+def _fix_resharding(models: Any) -> None:
+    stream_cls = models.Stream
+    shard_cls = models.Shard
+    invalid_argument = models.InvalidArgumentError
+
+    def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any:
+        if not isinstance(partition_key, str) or len(partition_key) > 256:
+            raise invalid_argument("partition_key")
+        if explicit_hash_key:
+            int_key = int(explicit_hash_key)
+            if int_key >= 2**128:
+                raise invalid_argument("explicit_hash_key")
+        else:
+            int_key = int(models.md5_hash(partition_key.encode("utf-8")).hexdigest(), 16)
+        for shard in self.shards.values():
+            # Only open shards accept records; moto would also pick a closed parent.
+            if shard.is_open and shard.starting_hash <= int_key <= shard.ending_hash:
+                return shard
+        return None
+
+    def next_index(self: Any) -> int:
+        return int(sorted(self.shards.values(), key=attrgetter("_shard_id"))[-1]._shard_id) + 1
+
+    def split_shard(self: Any, shard_to_split: str, new_starting_hash_key: str) -> None:
+        new_start = int(new_starting_hash_key)
+        shard = self.shards[shard_to_split]
+        if not shard.starting_hash < new_start < shard.ending_hash:
+            raise invalid_argument(
+                message=f"NewStartingHashKey {new_start} is outside shard {shard.shard_id}'s hash range."
+            )
+        if not shard.is_open:
+            raise invalid_argument(message=f"Shard {shard.shard_id} has already been merged or split.")
+        index = next_index(self)
+        first = shard_cls(index, shard.starting_hash, new_start - 1, parent=shard.shard_id)
+        second = shard_cls(index + 1, new_start, shard.ending_hash, parent=shard.shard_id)
+        self.shards[first.shard_id] = first
+        self.shards[second.shard_id] = second
+        # Kinesis keeps the parent's records in the (now closed) parent.
+        shard.is_open = False
+
+    def merge_shards(self: Any, shard_to_merge: str, adjacent_shard_to_merge: str) -> None:
+        one, two = self.shards[shard_to_merge], self.shards[adjacent_shard_to_merge]
+        if one.ending_hash + 1 == two.starting_hash:
+            low, high = one, two
+        elif two.ending_hash + 1 == one.starting_hash:
+            low, high = two, one
+        else:
+            raise invalid_argument(adjacent_shard_to_merge)
+        merged = shard_cls(
+            next_index(self),
+            low.starting_hash,
+            high.ending_hash,
+            parent=one.shard_id,
+            adjacent_parent=two.shard_id,
+        )
+        self.shards[merged.shard_id] = merged
+        one.is_open = False
+        two.is_open = False
+
+    stream_cls.get_shard_for_key = get_shard_for_key
+    stream_cls.split_shard = split_shard
+    stream_cls.merge_shards = merge_shards

@@ -1,0 +1,132 @@
+"""Stream records in the exact shape Lambda hands them to a function, plus what the engine needs."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# Bytes a record adds to the invoke payload beyond its JSON (separator, slack for escaping).
+_RECORD_OVERHEAD = 2
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """One record read from a shard.
+
+    ``event`` is the Lambda event record; ``arrival`` is the insertion time in epoch seconds
+    (Kinesis approximateArrivalTimestamp, DynamoDB ApproximateCreationDateTime); ``key`` routes the
+    record to a sub-stream when ParallelizationFactor > 1.
+    """
+
+    shard_id: str
+    sequence_number: str
+    arrival: float
+    key: str
+    event: dict[str, Any]
+    size: int
+
+    @property
+    def seq(self) -> int:
+        """The sequence number as an integer (Kinesis and DynamoDB numbers are decimal strings)."""
+        return int(self.sequence_number)
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return float(value.timestamp())
+    return float(value)
+
+
+def kinesis_record(
+    raw: dict[str, Any], shard_id: str, stream_arn: str, region: str, role_arn: str
+) -> StreamRecord:
+    """Build the Lambda record for one Kinesis GetRecords entry (boto3 shape)."""
+    data = raw["Data"]
+    data_bytes = data if isinstance(data, bytes | bytearray) else str(data).encode()
+    arrival = round(_epoch(raw["ApproximateArrivalTimestamp"]), 3)
+    sequence_number = str(raw["SequenceNumber"])
+    event = {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": raw["PartitionKey"],
+            "sequenceNumber": sequence_number,
+            "data": base64.b64encode(bytes(data_bytes)).decode("ascii"),
+            "approximateArrivalTimestamp": arrival,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{sequence_number}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": role_arn,
+        "awsRegion": region,
+        "eventSourceARN": stream_arn,
+    }
+    return StreamRecord(
+        shard_id=shard_id,
+        sequence_number=sequence_number,
+        arrival=arrival,
+        key=str(raw["PartitionKey"]),
+        event=event,
+        size=_json_size(event),
+    )
+
+
+def dynamodb_record(raw: dict[str, Any], shard_id: str, stream_arn: str, region: str) -> StreamRecord:
+    """Build the Lambda record for one DynamoDB Streams GetRecords entry (boto3 shape).
+
+    moto reports eventVersion "1.0" and a fixed region; Lambda delivers "1.1" and the stream's
+    region, and lower-camel ``userIdentity`` for TTL deletions.
+    """
+    change = dict(raw.get("dynamodb") or {})
+    arrival = _epoch(change.get("ApproximateCreationDateTime", 0.0))
+    change["ApproximateCreationDateTime"] = arrival
+    ordered: dict[str, Any] = {"ApproximateCreationDateTime": arrival}
+    for key in ("Keys", "NewImage", "OldImage", "SequenceNumber", "SizeBytes", "StreamViewType"):
+        if key in change:
+            ordered[key] = change[key]
+    sequence_number = str(change.get("SequenceNumber", ""))
+    ordered["SequenceNumber"] = sequence_number
+    ordered.setdefault("SizeBytes", len(json.dumps(change.get("Keys", {}))))
+    event: dict[str, Any] = {
+        "eventID": str(raw.get("eventID", "")),
+        "eventName": raw.get("eventName"),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": ordered,
+        "eventSourceARN": stream_arn,
+    }
+    identity = raw.get("userIdentity")
+    if identity:
+        event["userIdentity"] = {
+            "type": identity.get("Type", identity.get("type")),
+            "principalId": identity.get("PrincipalId", identity.get("principalId")),
+        }
+    return StreamRecord(
+        shard_id=shard_id,
+        sequence_number=sequence_number,
+        arrival=arrival,
+        key=json.dumps(change.get("Keys", {}), sort_keys=True),
+        event=event,
+        size=_json_size(event),
+    )
+
+
+def _json_size(event: dict[str, Any]) -> int:
+    return len(json.dumps(event, separators=(",", ":"))) + _RECORD_OVERHEAD
+
+
+def iso_millis(epoch: float) -> str:
+    """UTC ISO-8601 with milliseconds and 'Z', as in destination records."""
+    stamp = datetime.fromtimestamp(epoch, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def iso_seconds(epoch: float) -> str:
+    """UTC ISO-8601 without fractional seconds, as in tumbling window bounds."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
