@@ -124,7 +124,9 @@ class StandingsPublisher:
                 self._publish(class_topic(self._prefix, race.class_id), orjson.dumps(race_json(changed)))
                 summary.announcements += 1
 
-        processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+        # Reporting every record as failed equals raising (the whole batch is retried), but keeps
+        # one response shape for the mapping.
+        processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
         with processor(records=list(event.get("Records") or []), handler=on_record):
             processor.process()
         return dict(processor.response()), summary
