@@ -298,16 +298,21 @@ def _iter_stack_resources(cloudformation: Any, stack_name: str) -> Iterable[dict
         yield from page["StackResourceSummaries"]
 
 
-SkippedHandler = Callable[[SkippedResource, "DeployContext"], str | None]
+Resolver = Callable[[Any], Any]
 
 
 @dataclass
 class DeployContext:
-    """What a skipped-resource handler may use: clients and the deployed stack's identity."""
+    """What post-deploy steps may use: clients, the stack's name, and a resolver of intrinsics."""
 
     client: Callable[[str], Any]
     region: str
     stack_name: str
+    resolve: Resolver
+
+
+SkippedHandler = Callable[[SkippedResource, DeployContext], str | None]
+PostDeployStep = Callable[[DeployResult, DeployContext], None]
 
 
 class Deployer:
@@ -318,10 +323,12 @@ class Deployer:
         client: Callable[[str], Any],
         region: str,
         skipped_handlers: Mapping[str, SkippedHandler] | None = None,
+        post_deploy: Iterable[PostDeployStep] = (),
     ) -> None:
         self._client = client
         self.region = region
         self._skipped_handlers = dict(skipped_handlers or {})
+        self._post_deploy = list(post_deploy)
 
     def deploy(
         self, template_path: Path, stack_name: str, parameters: Mapping[str, str] | None = None
@@ -346,8 +353,9 @@ class Deployer:
         resources = {s["LogicalResourceId"]: s.get("PhysicalResourceId", "") for s in summaries}
         functions = self._function_sources(summaries, preparer)
 
-        self._resolve_skipped(stack_name, skipped)
-        context = DeployContext(client=self._client, region=self.region, stack_name=stack_name)
+        resolve = self._stack_resolver(stack_name)
+        self._resolve_skipped(resolve, skipped)
+        context = DeployContext(client=self._client, region=self.region, stack_name=stack_name, resolve=resolve)
         for item in skipped:
             handler = self._skipped_handlers.get(item.resource_type)
             if handler is None:
@@ -357,7 +365,7 @@ class Deployer:
                 item.handled_by = handler(item, context)
             except Exception:
                 LOG.exception("could not serve %s (%s) locally", item.logical_id, item.resource_type)
-        return DeployResult(
+        result = DeployResult(
             stack_name=stack_name,
             stack_id=stack["StackId"],
             status=status,
@@ -368,6 +376,12 @@ class Deployer:
             translated_template=translated,
             updated=updated,
         )
+        for step in self._post_deploy:
+            try:
+                step(result, context)
+            except Exception:
+                LOG.exception("post-deploy step %s failed", getattr(step, "__name__", step))
+        return result
 
     def _upload_placeholders(self, preparer: TemplatePreparer) -> None:
         if not preparer.code_dirs:
@@ -432,10 +446,8 @@ class Deployer:
             )
         return functions
 
-    def _resolve_skipped(self, stack_name: str, skipped: list[SkippedResource]) -> None:
-        """Resolve intrinsics in skipped resources' properties with moto's own resource map."""
-        if not skipped:
-            return
+    def _stack_resolver(self, stack_name: str) -> Resolver:
+        """Resolve Ref / GetAtt / Sub in a template fragment with moto's map of the deployed stack."""
         from moto.cloudformation.models import cloudformation_backends
 
         backend = cloudformation_backends[ACCOUNT_ID][self.region]
@@ -443,11 +455,18 @@ class Deployer:
             (s for s in backend.stacks.values() if s.name == stack_name and s.status != "DELETE_COMPLETE"),
             None,
         )
-        if stack is None:
-            return
+
+        def resolve(node: Any) -> Any:
+            if stack is None:
+                raise DeployError(f"stack {stack_name} is not deployed")
+            return clean_json(copy.deepcopy(node), stack.resource_map)
+
+        return resolve
+
+    def _resolve_skipped(self, resolve: Resolver, skipped: list[SkippedResource]) -> None:
         for item in skipped:
             try:
-                resolved = clean_json(copy.deepcopy(item.definition.get("Properties", {})), stack.resource_map)
+                resolved = resolve(item.definition.get("Properties", {}))
             except Exception as exc:  # moto raises a variety of errors on what it cannot resolve
                 LOG.debug("could not resolve %s: %s", item.logical_id, exc)
                 continue

@@ -1,0 +1,257 @@
+"""``LocalCloud``: the endpoint, deploys, the Lambda runtime and every trigger, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from localcloud import moto_bridge
+from localcloud.aws import DEFAULT_REGION, make_client
+from localcloud.deploy import Deployer, DeployResult
+from localcloud.invocation import InvocationResult
+from localcloud.persistence import StateStore, reset_moto
+from localcloud.realize import SKIPPED_HANDLERS, apply_bucket_notifications
+from localcloud.runtime import LambdaRuntime
+from localcloud.server import LocalEndpoint
+from localcloud.triggers.dispatch import AsyncInvoker
+from localcloud.triggers.schedule import ScheduleRunner
+from localcloud.triggers.sqs import SqsTrigger
+
+LOG = logging.getLogger(__name__)
+
+# moto keeps its state in process-wide globals, so one LocalCloud owns them at a time.
+_running_lock = threading.Lock()
+_running: LocalCloud | None = None
+
+
+def _load_mapping_engine() -> Any:
+    """The ESM engine class, when ``localcloud.esm`` provides it."""
+    try:
+        from localcloud.esm import MappingEngine  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    return MappingEngine
+
+
+class LocalCloud:
+    """Runs SAM templates on this machine: moto for the AWS APIs, localcloud for the rest.
+
+    ``state_dir`` keeps moto's state (restored on start, saved on stop), the function logs and the
+    ESM engine's checkpoints; without it everything is in memory and temporary.
+    ``schedule_time_scale`` shrinks ``rate(...)`` schedules (tests use e.g. 0.01).
+    ``queue_when_throttled`` makes invocations beyond a function's concurrency wait instead of
+    raising :class:`~localcloud.invocation.TooManyRequestsError`.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        port: int = 0,
+        region: str = DEFAULT_REGION,
+        *,
+        schedule_time_scale: float = 1.0,
+        queue_when_throttled: bool = False,
+        async_retry_delays: tuple[float, ...] = (1.0, 2.0),
+    ) -> None:
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.region = region
+        self._endpoint = LocalEndpoint(port=port, region=region)
+        self._schedule_time_scale = schedule_time_scale
+        self._queue_when_throttled = queue_when_throttled
+        self._async_retry_delays = async_retry_delays
+        self._store = StateStore(self.state_dir) if self.state_dir is not None else None
+        self._runtime: LambdaRuntime | None = None
+        self._async: AsyncInvoker | None = None
+        self._sqs: SqsTrigger | None = None
+        self._schedules: ScheduleRunner | None = None
+        self._engine: Any = None
+        self._deployer: Deployer | None = None
+        self._clients: dict[str, Any] = {}
+        self._sync_stop = threading.Event()
+        self._sync_thread: threading.Thread | None = None
+        self.deployments: dict[str, DeployResult] = {}
+        self.restored = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> LocalCloud:
+        """Start the endpoint (restoring saved state), the runtime and the triggers."""
+        global _running
+        with _running_lock:
+            if _running is not None:
+                raise RuntimeError("another LocalCloud is running in this process (moto's state is global)")
+            _running = self
+        try:
+            self._start()
+        except BaseException:
+            self._release_process()
+            raise
+        return self
+
+    def _start(self) -> None:
+        reset_moto()
+        if self._store is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+            self.restored = self._store.load()
+        self._endpoint.start()
+        self._runtime = LambdaRuntime(
+            self.endpoint_url,
+            region=self.region,
+            state_dir=self.state_dir,
+            queue_when_throttled=self._queue_when_throttled,
+        )
+        self._async = AsyncInvoker(self._runtime, retry_delays=self._async_retry_delays)
+        moto_bridge.activate(self._async)
+        moto_bridge.detach_builtin_pollers()
+        self._deployer = Deployer(
+            self.client, self.region, skipped_handlers=SKIPPED_HANDLERS, post_deploy=[apply_bucket_notifications]
+        )
+        self._sqs = SqsTrigger(self._runtime, self.client, self.region)
+        self._schedules = ScheduleRunner(self._async, self.region, time_scale=self._schedule_time_scale)
+        self._schedules.start()
+        engine_class = _load_mapping_engine()
+        if engine_class is not None:
+            self._engine = engine_class(
+                endpoint_url=self.endpoint_url,
+                region=self.region,
+                invoker=self._runtime,
+                state_dir=self.state_dir / "esm" if self.state_dir is not None else None,
+            )
+            self._engine.start()
+        self._sqs.sync()
+        # Mappings created through the API (not by a deploy) are picked up within a second.
+        self._sync_thread = threading.Thread(target=self._sync_loop, name="sqs-mapping-sync", daemon=True)
+        self._sync_thread.start()
+
+    def stop(self) -> None:
+        """Stop triggers and workers, save state (with ``state_dir``), stop the endpoint."""
+        if _running is not self:
+            return
+        try:
+            self._sync_stop.set()
+            if self._sync_thread is not None:
+                self._sync_thread.join(timeout=5)
+            for component in (self._schedules, self._engine, self._sqs):
+                if component is not None:
+                    try:
+                        component.stop()
+                    except Exception:
+                        LOG.exception("stopping %s failed", type(component).__name__)
+            if self._async is not None:
+                moto_bridge.deactivate(self._async)
+                self._async.stop()
+            if self._runtime is not None:
+                self._runtime.stop()
+            self._endpoint.stop()
+            if self._store is not None:
+                size = self._store.save()
+                LOG.info("saved %d bytes of state to %s", size, self._store.path)
+        finally:
+            reset_moto()
+            self._release_process()
+
+    def _release_process(self) -> None:
+        global _running
+        with _running_lock:
+            if _running is self:
+                _running = None
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _sync_loop(self) -> None:
+        while not self._sync_stop.wait(1.0):
+            try:
+                self._require(self._sqs).sync()
+            except Exception:
+                LOG.debug("SQS mapping sync failed", exc_info=True)
+
+    # -- what callers use -----------------------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:<port>``: point any boto3 client here (fake credentials work)."""
+        return self._endpoint.endpoint_url
+
+    @property
+    def runtime(self) -> LambdaRuntime:
+        """The Lambda runtime (an :class:`~localcloud.invocation.Invoker`)."""
+        return self._require(self._runtime)
+
+    @property
+    def async_invoker(self) -> AsyncInvoker:
+        """Where SNS, S3, EventBridge and Event-type invocations are queued."""
+        return self._require(self._async)
+
+    @property
+    def mapping_engine(self) -> Any:
+        """The Kinesis / DynamoDB-Streams mapping engine, or None when it is not available."""
+        return self._engine
+
+    def client(self, service_name: str) -> Any:
+        """A boto3 client for ``service_name`` pointed at the endpoint (cached per service)."""
+        client = self._clients.get(service_name)
+        if client is None:
+            client = make_client(service_name, self.endpoint_url, self.region)
+            self._clients[service_name] = client
+        return client
+
+    def deploy(
+        self, template_path: Path | str, stack_name: str, parameters: Mapping[str, str] | None = None
+    ) -> DeployResult:
+        """Deploy (create or update) a SAM / CloudFormation template as ``stack_name``."""
+        result = self._require(self._deployer).deploy(Path(template_path), stack_name, parameters)
+        runtime = self.runtime
+        runtime.register_code_dirs(
+            (f.function_name, f.code_dir) for f in result.functions.values() if f.code_dir is not None
+        )
+        # Code on disk may have changed without the configuration changing: start workers afresh.
+        runtime.recycle()
+        moto_bridge.detach_builtin_pollers()
+        self._require(self._sqs).sync()
+        if self._engine is not None:
+            self._engine.sync()
+        self.deployments[stack_name] = result
+        return result
+
+    def invoke(self, function: str, event: Any) -> InvocationResult:
+        """Invoke a function (name or ARN) synchronously."""
+        return self.runtime.invoke(function, event)
+
+    def wait_for_mappings(self, timeout: float = 30.0, include_windows: bool = False) -> bool:
+        """Wait until every event source has been consumed and nothing is in flight.
+
+        Covers the ESM engine (Kinesis / DynamoDB Streams), SQS mappings and queued asynchronous
+        invocations. Returns False on timeout.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            engine_idle = True
+            if self._engine is not None:
+                engine_idle = bool(
+                    self._engine.wait_until_idle(timeout=max(0.0, remaining), include_windows=include_windows)
+                )
+            async_idle = self.async_invoker.wait_idle(max(0.0, deadline - time.monotonic()))
+            if engine_idle and async_idle and self._require(self._sqs).idle() and self.async_invoker.pending == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    @staticmethod
+    def _require(component: Any) -> Any:
+        if component is None:
+            raise RuntimeError("LocalCloud is not started")
+        return component

@@ -1,0 +1,233 @@
+"""Where moto would run a Lambda function, localcloud's runtime runs it instead.
+
+moto runs handler code only in Docker. It also drives event source mappings itself, with one
+synchronous invoke per message — and for DynamoDB Streams it then empties the stream. So, while a
+:class:`MotoBridge` is installed:
+
+* the Lambda ``Invoke`` API (RequestResponse, Event, DryRun) runs functions in localcloud's runtime;
+* SNS deliveries to ``lambda`` subscriptions, S3 notifications to functions and EventBridge rule
+  targets become asynchronous invocations (Lambda's async semantics, with retries);
+* moto's own SQS / Kinesis / DynamoDB-Streams mapping triggers are detached, because localcloud's
+  pollers (and the ESM engine) drive those mappings with AWS semantics.
+
+The patches are installed once per process and are inert while no bridge is active.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from localcloud.invocation import InvocationResult, TooManyRequestsError
+
+LOG = logging.getLogger(__name__)
+
+
+class FunctionDispatcher(Protocol):
+    """What the bridge needs from localcloud: synchronous and asynchronous invocation."""
+
+    def invoke(self, function: str, event: Any) -> InvocationResult:
+        """Run the function and wait for its result."""
+        ...
+
+    def invoke_async(self, function: str, event: Any, source: str) -> None:
+        """Queue an asynchronous (Event) invocation."""
+        ...
+
+
+_active: FunctionDispatcher | None = None
+_install_lock = threading.Lock()
+_installed = False
+
+
+def activate(dispatcher: FunctionDispatcher) -> None:
+    """Route moto's function invocations to ``dispatcher`` (installs the patches on first use)."""
+    global _active
+    _install()
+    _active = dispatcher
+
+
+def deactivate(dispatcher: FunctionDispatcher) -> None:
+    """Stop routing to ``dispatcher`` (moto's own behaviour returns)."""
+    global _active
+    if _active is dispatcher:
+        _active = None
+
+
+def sns_lambda_event(
+    subscription_arn: str,
+    topic_arn: str,
+    message: str,
+    message_id: str,
+    subject: str | None,
+    message_attributes: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The event Lambda receives for one SNS notification."""
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    attributes = {
+        name: {"Type": value.get("Type", "String"), "Value": value.get("Value")}
+        for name, value in (message_attributes or {}).items()
+    }
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": message_id,
+                    "TopicArn": topic_arn,
+                    "Subject": subject,
+                    "Message": message,
+                    "Timestamp": timestamp,
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "https://sns.amazonaws.com/localcloud.pem",
+                    "UnsubscribeUrl": f"https://sns.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={subscription_arn}",
+                    "MessageAttributes": attributes,
+                },
+            }
+        ]
+    }
+
+
+def detach_builtin_pollers() -> None:
+    """Empty moto's per-queue / per-table / per-stream mapping hooks in every account and region."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.kinesis.models import kinesis_backends
+    from moto.sqs.models import sqs_backends
+
+    for _, _, sqs in sqs_backends.iter_backends():
+        for queue in sqs.queues.values():
+            queue.lambda_event_source_mappings.clear()
+    for _, _, dynamodb in dynamodb_backends.iter_backends():
+        for table in dynamodb.tables.values():
+            if hasattr(table, "lambda_event_source_mappings"):
+                table.lambda_event_source_mappings.clear()
+    for _, _, kinesis in kinesis_backends.iter_backends():
+        for stream in kinesis.streams.values():
+            stream.lambda_event_source_mappings.clear()
+
+
+def _install() -> None:
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        _patch_invoke()
+        _patch_sns()
+        _patch_s3()
+        _patch_events()
+        _patch_mappings()
+        _installed = True
+
+
+def _patch_invoke() -> None:
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.exceptions import JsonRESTError
+
+    original = LambdaFunction.invoke
+
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+        dispatcher = _active
+        if dispatcher is None:
+            return original(self, body, request_headers, response_headers)
+        event = json.loads(body) if body else {}
+        invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
+        if invocation_type == "DryRun":
+            return b""
+        if invocation_type == "Event":
+            dispatcher.invoke_async(self.function_arn, event, "lambda:InvokeAsync")
+            return b""
+        try:
+            result = dispatcher.invoke(self.function_arn, event)
+        except TooManyRequestsError as exc:
+            error = JsonRESTError("TooManyRequestsException", str(exc))
+            error.code = 429
+            raise error from exc
+        if result.function_error:
+            response_headers["x-amz-function-error"] = result.function_error
+        response_headers["x-amz-executed-version"] = "$LATEST"
+        response_headers["x-amz-log-result"] = base64.b64encode(result.log_tail.encode()).decode()
+        return json.dumps(result.payload).encode()
+
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+
+def _patch_sns() -> None:
+    from moto.sns.models import Subscription
+
+    original = Subscription.publish
+
+    def publish(self: Any, message: str, message_id: str, *args: Any, **kwargs: Any) -> None:
+        dispatcher = _active
+        if dispatcher is None or self.protocol != "lambda":
+            original(self, message, message_id, *args, **kwargs)
+            return
+        subject = kwargs.get("subject", args[0] if args else None)
+        attributes = kwargs.get("message_attributes", args[1] if len(args) > 1 else None)
+        matcher = getattr(self, "_filter_policy_matcher", None)
+        if matcher is not None and not matcher.matches(attributes, message):
+            return
+        event = sns_lambda_event(self.arn, self.topic.arn, message, message_id, subject, attributes)
+        dispatcher.invoke_async(self.endpoint, event, "sns")
+
+    Subscription.publish = publish  # type: ignore[method-assign]
+
+
+def _patch_s3() -> None:
+    from moto.s3 import notifications
+
+    original: Callable[..., None] = notifications._invoke_awslambda
+
+    def invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        dispatcher = _active
+        if dispatcher is None:
+            original(account_id, event_body, fn_arn, region_name)
+            return
+        dispatcher.invoke_async(fn_arn, event_body, "s3")
+
+    notifications._invoke_awslambda = invoke_awslambda
+
+
+def _patch_events() -> None:
+    from moto.events import notifications
+
+    original: Callable[..., None] = notifications._invoke_lambda
+
+    def invoke_lambda(account_id: str, fn_arn: str, event: Any) -> None:
+        dispatcher = _active
+        if dispatcher is None:
+            original(account_id, fn_arn, event)
+            return
+        dispatcher.invoke_async(fn_arn, event, "events")
+
+    notifications._invoke_lambda = invoke_lambda
+
+
+def _patch_mappings() -> None:
+    from moto.awslambda.models import LambdaBackend
+
+    original_create = LambdaBackend.create_event_source_mapping
+    original_update = LambdaBackend.update_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        mapping = original_create(self, spec)
+        if _active is not None:
+            detach_builtin_pollers()
+        return mapping
+
+    def update_event_source_mapping(self: Any, mapping_uuid: str, spec: dict[str, Any]) -> Any:
+        mapping = original_update(self, mapping_uuid, spec)
+        if _active is not None:
+            detach_builtin_pollers()
+        return mapping
+
+    LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
+    LambdaBackend.update_event_source_mapping = update_event_source_mapping  # type: ignore[method-assign]

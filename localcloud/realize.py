@@ -1,0 +1,148 @@
+"""Finishing a deploy where moto's CloudFormation stops short.
+
+* ``AWS::SNS::Subscription`` (no moto model): subscribed through the SNS API.
+* ``AWS::CloudWatch::Alarm`` (no moto model): created with PutMetricAlarm.
+* ``AWS::SQS::QueuePolicy`` / ``AWS::SNS::TopicPolicy`` / ``AWS::Lambda::EventInvokeConfig``:
+  accepted; policies are not enforced locally.
+* S3 buckets' ``NotificationConfiguration`` (moto ignores the property): applied with
+  PutBucketNotificationConfiguration, so moto's notifications (routed to the runtime) fire.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from localcloud.deploy import DeployContext, DeployResult, SkippedHandler, SkippedResource
+
+LOG = logging.getLogger(__name__)
+
+_SUBSCRIPTION_ATTRIBUTES = ("FilterPolicy", "FilterPolicyScope", "RawMessageDelivery", "RedrivePolicy")
+_ALARM_FIELDS = (
+    "AlarmName",
+    "AlarmDescription",
+    "ActionsEnabled",
+    "OKActions",
+    "AlarmActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Dimensions",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+    "Metrics",
+    "ThresholdMetricId",
+)
+
+
+def subscribe_sns(item: SkippedResource, context: DeployContext) -> str | None:
+    """Create the subscription the template declares (idempotent: SNS returns the existing one)."""
+    properties = item.resolved_properties
+    if not properties:
+        return None
+    attributes: dict[str, str] = {}
+    for name in _SUBSCRIPTION_ATTRIBUTES:
+        if name in properties:
+            value = properties[name]
+            attributes[name] = value if isinstance(value, str) else _json(value)
+    request: dict[str, Any] = {
+        "TopicArn": properties["TopicArn"],
+        "Protocol": properties["Protocol"],
+        "Endpoint": properties["Endpoint"],
+    }
+    if attributes:
+        request["Attributes"] = attributes
+    arn = context.client("sns").subscribe(**request, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    item.physical_id = arn
+    return "sns:Subscribe"
+
+
+def put_alarm(item: SkippedResource, context: DeployContext) -> str | None:
+    """Create or update the alarm with PutMetricAlarm."""
+    properties = item.resolved_properties
+    if not properties:
+        return None
+    request = {name: properties[name] for name in _ALARM_FIELDS if name in properties}
+    request.setdefault("AlarmName", f"{context.stack_name}-{item.logical_id}")
+    for number in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if number in request:
+            request[number] = int(request[number])
+    if "Threshold" in request:
+        request["Threshold"] = float(request["Threshold"])
+    context.client("cloudwatch").put_metric_alarm(**request)
+    item.physical_id = request["AlarmName"]
+    return "cloudwatch:PutMetricAlarm"
+
+
+def accept_policy(item: SkippedResource, context: DeployContext) -> str | None:
+    """Policies and async invoke settings are recorded only: localcloud does not enforce IAM."""
+    return "not enforced locally"
+
+
+SKIPPED_HANDLERS: dict[str, SkippedHandler] = {
+    "AWS::SNS::Subscription": subscribe_sns,
+    "AWS::CloudWatch::Alarm": put_alarm,
+    "AWS::SQS::QueuePolicy": accept_policy,
+    "AWS::SNS::TopicPolicy": accept_policy,
+    "AWS::Lambda::EventInvokeConfig": accept_policy,
+}
+
+
+def _filter_rules(cfn_filter: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not cfn_filter:
+        return None
+    rules = cfn_filter.get("S3Key", {}).get("Rules", [])
+    return {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+
+
+def bucket_notification_request(properties: dict[str, Any]) -> dict[str, Any]:
+    """A CloudFormation ``NotificationConfiguration`` in the S3 API's shape."""
+    configuration: dict[str, Any] = {}
+    sections = (
+        ("LambdaConfigurations", "LambdaFunctionConfigurations", "Function", "LambdaFunctionArn"),
+        ("QueueConfigurations", "QueueConfigurations", "Queue", "QueueArn"),
+        ("TopicConfigurations", "TopicConfigurations", "Topic", "TopicArn"),
+    )
+    for cfn_key, api_key, cfn_target, api_target in sections:
+        entries = []
+        for entry in properties.get(cfn_key, []):
+            api_entry: dict[str, Any] = {api_target: entry[cfn_target], "Events": [entry["Event"]]}
+            rules = _filter_rules(entry.get("Filter"))
+            if rules:
+                api_entry["Filter"] = rules
+            entries.append(api_entry)
+        if entries:
+            configuration[api_key] = entries
+    if properties.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        configuration["EventBridgeConfiguration"] = {}
+    return configuration
+
+
+def apply_bucket_notifications(result: DeployResult, context: DeployContext) -> None:
+    """Post-deploy step: put each bucket's NotificationConfiguration through the S3 API."""
+    resources = result.translated_template.get("Resources", {})
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::S3::Bucket":
+            continue
+        notification = resource.get("Properties", {}).get("NotificationConfiguration")
+        if not notification or logical_id not in result.resources:
+            continue
+        resolved = context.resolve(notification)
+        context.client("s3").put_bucket_notification_configuration(
+            Bucket=result.resources[logical_id],
+            NotificationConfiguration=bucket_notification_request(resolved),
+        )
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
