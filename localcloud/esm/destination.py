@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -80,15 +79,10 @@ class FailureDestination:
         self.mapping_uuid = mapping_uuid
         self.service = arn.split(":")[2]
         self.region = arn_region(arn) or "us-east-1"
-        self._local = threading.local()
         self._queue_url: str | None = None
 
     def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = make_client(self.service, self.endpoint_url, self.region)
-            self._local.client = client
-        return client
+        return make_client(self.service, self.endpoint_url, self.region)
 
     def send(self, document: dict[str, Any], payload: dict[str, Any] | None, shard_id: str) -> None:
         """Deliver ``document``; S3 destinations also get the invocation ``payload``."""

@@ -58,16 +58,39 @@ class ReadResult:
     millis_behind: int | None
 
 
+_client_lock = threading.Lock()
+_clients: dict[tuple[str, str, str], Any] = {}
+_session: boto3.session.Session | None = None
+
+
 def make_client(service: str, endpoint_url: str, region: str) -> Any:
-    """A boto3 client for the local endpoint with dummy credentials and short timeouts."""
-    session = boto3.session.Session(
-        aws_access_key_id="localcloud", aws_secret_access_key="localcloud", region_name=region
-    )
-    return session.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=endpoint_url,
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30),
-    )
+    """A shared boto3 client for the local endpoint with dummy credentials and short timeouts.
+
+    Clients are cached and built from one session: loading botocore's service models costs
+    hundreds of milliseconds per new session, and boto3 clients are safe to share across threads.
+    """
+    global _session  # noqa: PLW0603 - one lazily built session for the whole process
+    key = (service, endpoint_url, region)
+    with _client_lock:
+        client = _clients.get(key)
+        if client is None:
+            if _session is None:
+                _session = boto3.session.Session(
+                    aws_access_key_id="localcloud", aws_secret_access_key="localcloud"
+                )
+            client = _session.client(  # type: ignore[call-overload]
+                service,
+                region_name=region,
+                endpoint_url=endpoint_url,
+                config=Config(
+                    retries={"max_attempts": 2, "mode": "standard"},
+                    connect_timeout=5,
+                    read_timeout=30,
+                    max_pool_connections=50,
+                ),
+            )
+            _clients[key] = client
+        return client
 
 
 def _is_not_found(exc: Exception) -> bool:
@@ -84,7 +107,6 @@ class StreamSource(ABC):
         self.config = config
         self.region = arn_region(config.event_source_arn)
         self.endpoint_url = endpoint_url
-        self._local = threading.local()
 
     @abstractmethod
     def list_shards(self) -> list[ShardInfo]:
@@ -132,11 +154,7 @@ class KinesisSource(StreamSource):
 
     @property
     def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = make_client("kinesis", self.endpoint_url, self.region)
-            self._local.client = client
-        return client
+        return make_client("kinesis", self.endpoint_url, self.region)
 
     def list_shards(self) -> list[ShardInfo]:
         """ListShards, paginated."""
@@ -198,11 +216,7 @@ class DynamoDBStreamSource(StreamSource):
 
     @property
     def _client(self) -> Any:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = make_client("dynamodbstreams", self.endpoint_url, self.region)
-            self._local.client = client
-        return client
+        return make_client("dynamodbstreams", self.endpoint_url, self.region)
 
     def list_shards(self) -> list[ShardInfo]:
         """DescribeStream, paginated."""

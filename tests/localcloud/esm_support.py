@@ -24,7 +24,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from localcloud.esm import EngineSettings, MappingEngine, moto_compat
-from localcloud.invocation import InvocationResult, TooManyRequestsError
+from localcloud.invocation import FunctionNotFoundError, InvocationResult, TooManyRequestsError
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -101,7 +101,9 @@ class RecordingInvoker:
         name = function.split(":")[-1] if function.startswith("arn:") else function
         copied = json.loads(json.dumps(event))
         call = Call(name, copied, time.monotonic())
-        handler = self.handlers[name]
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise FunctionNotFoundError(name)
         try:
             payload = handler(json.loads(json.dumps(event)))
         except Throttled as exc:
@@ -284,6 +286,10 @@ def make_engine(moto_endpoint: str, invoker: RecordingInvoker, tmp_path: Path) -
     yield factory
     for engine in engines:
         engine.stop()
+    # Mappings live in the module's moto server; remove them so the next test starts clean.
+    client = Aws(moto_endpoint).client("lambda")
+    for mapping in client.list_event_source_mappings()["EventSourceMappings"]:
+        client.delete_event_source_mapping(UUID=mapping["UUID"])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
