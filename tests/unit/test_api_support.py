@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from leaderboard.adapters.dynamodb import DynamoRaceStore
 from leaderboard.api import reset
+from leaderboard.api.dependencies import get_service
 from leaderboard.api.handler import lambda_handler
 from leaderboard.domain import FinalResult, RacerMessage, WindowAccumulator
 
@@ -43,7 +44,8 @@ _ROUTES = [
 
 def load_event(name: str) -> dict[str, Any]:
     """A canonical event from tests/events."""
-    return json.loads((EVENTS / name).read_text())
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
 
 
 def api_event(path: str, query: dict[str, str] | None = None) -> dict[str, Any]:
@@ -98,7 +100,10 @@ def create_table(client: Any, name: str = TABLE) -> None:
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }
-            for index, hash_key, range_key in (("ByClass", "gsi1pk", "gsi1sk"), ("ByStatus", "gsi2pk", "gsi2sk"))
+            for index, hash_key, range_key in (
+                ("ByClass", "gsi1pk", "gsi1sk"),
+                ("ByStatus", "gsi2pk", "gsi2sk"),
+            )
         ],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
@@ -167,6 +172,18 @@ class LocalApi:
 
     store: DynamoRaceStore
     client: Any
+    monkeypatch: pytest.MonkeyPatch
+    reconfigured: bool = False
+
+    def reconfigure(self, **env: str | None) -> None:
+        """Change the function's environment (None unsets) as a redeploy would: cold start after."""
+        for key, value in env.items():
+            if value is None:
+                self.monkeypatch.delenv(key, raising=False)
+            else:
+                self.monkeypatch.setenv(key, value)
+        self.reconfigured = True
+        reset()
 
     def get(self, path: str, **query: Any) -> Answer:
         """Invoke the handler with a GET event for ``path`` and query parameters."""
@@ -181,8 +198,28 @@ class LocalApi:
 
 
 @contextmanager
-def running_api(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[LocalApi]:
-    """A moto table created as the template does, the API configured for it, caches reset."""
+def moto_table() -> Iterator[Any]:
+    """An in-process moto DynamoDB with the race table; yields a client on it."""
+    reset()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        create_table(client)
+        try:
+            yield client
+        finally:
+            reset()
+
+
+def empty_table(client: Any, name: str = TABLE) -> None:
+    """Delete every item, so one table can serve many tests (creating tables is the slow part)."""
+    for page in client.get_paginator("scan").paginate(TableName=name, ProjectionExpression="pk, sk"):
+        for item in page["Items"]:
+            client.delete_item(TableName=name, Key={"pk": item["pk"], "sk": item["sk"]})
+
+
+@contextmanager
+def running_api(monkeypatch: pytest.MonkeyPatch, client: Any, **env: str) -> Iterator[LocalApi]:
+    """The API configured for the (emptied) race table behind ``client``, its caches reset."""
     settings = {
         "TABLE_NAME": TABLE,
         "CURSOR_SECRET": SECRET,
@@ -195,14 +232,21 @@ def running_api(monkeypatch: pytest.MonkeyPatch, **env: str) -> Iterator[LocalAp
     }
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    reset()
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_table(client)
-        store = DynamoRaceStore(client, TABLE, clock=lambda: T0, pb_concurrency=1)
-        try:
-            yield LocalApi(store=store, client=client)
-        finally:
-            reset()
+    empty_table(client)
+    # A fresh table restarts race versions, so a warm ranking from an earlier test must not survive;
+    # the app itself (slow to build) is rebuilt only when a test changes the settings.
+    _forget(full=bool(env))
+    store = DynamoRaceStore(client, TABLE, clock=lambda: T0, pb_concurrency=1)
+    api = LocalApi(store=store, client=client, monkeypatch=monkeypatch)
+    try:
+        yield api
+    finally:
+        _forget(full=bool(env) or api.reconfigured)
+
+
+def _forget(*, full: bool) -> None:
+    if full:
+        reset()
+    else:
+        get_service.cache_clear()

@@ -1,0 +1,118 @@
+"""The warm ranking cache and keyset paging into a ranking (no AWS)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from leaderboard.api.ranking import RaceRanking, RankingCache
+from leaderboard.domain import RacerScore, RaceSummary, order_key
+
+
+def _race(race_id: int = 1, version: int = 1) -> RaceSummary:
+    return RaceSummary(
+        race_id=race_id,
+        class_id=3,
+        racers=0,
+        finished_racers=0,
+        updated_at=datetime(2026, 11, 21, tzinfo=UTC),
+        version=version,
+    )
+
+
+def _scores(totals: dict[int, int]) -> list[RacerScore]:
+    return [RacerScore(racer_id=r, name=f"R{r}", total=t) for r, t in totals.items()]
+
+
+class Loader:
+    """Counts score loads, serving whatever ``totals`` holds at the time."""
+
+    def __init__(self, totals: dict[int, int]) -> None:
+        self.totals = totals
+        self.calls = 0
+
+    def __call__(self, race_id: int) -> list[RacerScore]:
+        self.calls += 1
+        return _scores(self.totals)
+
+
+def test_ranking_follows_the_ranking_contract() -> None:
+    ranking = RaceRanking.build(_race(), _scores({5: 100, 2: 300, 9: 300, 1: 50}))
+    assert [(s.rank, s.racer_id) for s in ranking.standings] == [(1, 2), (1, 9), (3, 5), (4, 1)]
+
+
+@given(
+    totals=st.dictionaries(st.integers(0, 500), st.integers(0, 20), max_size=60),
+    limit=st.integers(1, 7),
+)
+def test_paging_by_sort_key_visits_every_racer_once_in_order(totals: dict[int, int], limit: int) -> None:
+    ranking = RaceRanking.build(_race(), _scores(totals))
+    seen = []
+    after = None
+    while True:
+        rows, more = ranking.page(after, limit)
+        seen.extend(rows)
+        if not more:
+            break
+        assert len(rows) == limit
+        after = order_key(rows[-1].total, rows[-1].racer_id)
+    assert seen == ranking.standings
+
+
+def test_page_starts_after_the_key_not_at_an_offset() -> None:
+    # Given a page that ended at racer 2 (total 300), and a new ranking where racer 7 jumped ahead,
+    before = RaceRanking.build(_race(version=1), _scores({1: 400, 2: 300, 3: 200}))
+    first, _ = before.page(None, 2)
+    after_key = order_key(first[-1].total, first[-1].racer_id)
+    moved = RaceRanking.build(_race(version=2), _scores({1: 400, 2: 300, 3: 200, 7: 999}))
+    # When the next page is read from the new ranking, Then it starts right after racer 2.
+    rows, more = moved.page(after_key, 2)
+    assert [r.racer_id for r in rows] == [3]
+    assert not more
+
+
+def test_around_gives_neighbours_each_side_clipped_at_the_edges() -> None:
+    ranking = RaceRanking.build(_race(), _scores({r: 1000 - r for r in range(10)}))
+    found = ranking.around(5, 2)
+    assert found is not None
+    racer, neighbours = found
+    assert racer.racer_id == 5
+    assert [s.racer_id for s in neighbours] == [3, 4, 5, 6, 7]
+    top = ranking.around(0, 3)
+    assert top is not None
+    assert [s.racer_id for s in top[1]] == [0, 1, 2, 3]
+    assert ranking.around(42, 3) is None
+
+
+def test_same_version_is_served_from_the_cache() -> None:
+    cache, load = RankingCache(4), Loader({1: 10})
+    first = cache.ranking(_race(version=3), load)
+    second = cache.ranking(_race(version=3), load)
+    assert second is first
+    assert load.calls == 1
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_new_version_reloads_and_ranks_the_new_scores() -> None:
+    cache, load = RankingCache(4), Loader({1: 10, 2: 5})
+    cache.ranking(_race(version=3), load)
+    load.totals = {1: 10, 2: 50}
+    ranking = cache.ranking(_race(version=4), load)
+    assert load.calls == 2
+    assert [s.racer_id for s in ranking.standings] == [2, 1]
+
+
+def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
+    cache, load = RankingCache(2), Loader({1: 10})
+    cache.ranking(_race(1), load)
+    cache.ranking(_race(2), load)
+    cache.ranking(_race(1), load)  # race 1 is now the most recently used
+    cache.ranking(_race(3), load)  # evicts race 2
+    assert len(cache) == 2
+    calls = load.calls
+    cache.ranking(_race(1), load)
+    assert load.calls == calls
+    cache.ranking(_race(2), load)
+    assert load.calls == calls + 1
