@@ -4,7 +4,7 @@ moto 5.2.5 has its own, synchronous stream triggers: every PutRecord on a Kinesi
 mapping invokes the function (in Docker) once per record, and every DynamoDB write with a mapping
 invokes it and then *empties the table's stream*, so a poller never sees the records. Its
 resharding also keeps routing new records to the closed parent shard and re-numbers the parent's
-records. :func:`apply` turns the triggers off and makes resharding behave like Kinesis (a closed
+records, and it leaves StartingPositionTimestamp out of the mappings it lists. :func:`apply` turns the triggers off and makes resharding behave like Kinesis (a closed
 parent keeps its records; new records go to the open child that owns the key's hash).
 
 It patches process-wide moto classes, is idempotent, and is a no-op when moto is not importable
@@ -30,12 +30,13 @@ def apply() -> bool:
             return True
         try:
             # Imported lazily: moto is heavy and may live in another process.
-            from moto.awslambda.models import LambdaBackend  # noqa: PLC0415
+            from moto.awslambda.models import EventSourceMapping, LambdaBackend  # noqa: PLC0415
             from moto.kinesis import models as kinesis_models  # noqa: PLC0415
         except ImportError:  # pragma: no cover - moto is a localcloud dependency
             return False
         _disable_stream_triggers(LambdaBackend)
         _fix_resharding(kinesis_models)
+        _report_starting_timestamp(EventSourceMapping)
         _state["applied"] = True
         _log.debug("moto stream triggers disabled and Kinesis resharding fixed")
         return True
@@ -51,6 +52,19 @@ def _disable_stream_triggers(backend_cls: Any) -> None:
 
     backend_cls.send_kinesis_message = send_kinesis_message
     backend_cls.send_dynamodb_items = send_dynamodb_items
+
+
+def _report_starting_timestamp(mapping_cls: Any) -> None:
+    # moto stores StartingPositionTimestamp but leaves it out of Get/ListEventSourceMappings.
+    original = mapping_cls.get_configuration
+
+    def get_configuration(self: Any) -> dict[str, Any]:
+        configuration: dict[str, Any] = original(self)
+        if self.starting_position_timestamp is not None:
+            configuration["StartingPositionTimestamp"] = self.starting_position_timestamp
+        return configuration
+
+    mapping_cls.get_configuration = get_configuration
 
 
 def _fix_resharding(models: Any) -> None:
