@@ -46,7 +46,7 @@ FAST = EngineSettings(
 Handler = Callable[[dict[str, Any]], Any]
 
 
-class Throttled(Exception):
+class ThrottledError(Exception):
     """Raised by a test handler to make the invoker report TooManyRequestsError."""
 
 
@@ -85,7 +85,7 @@ class RecordingInvoker:
     """The Lambda runtime's stand-in: runs a Python handler per function name and records each call.
 
     Events are copied through JSON, as the real runtime would serialise them. A handler that raises
-    is reported as a function error ("Unhandled"); one that raises :class:`Throttled` makes the
+    is reported as a function error ("Unhandled"); one that raises :class:`ThrottledError` makes the
     invoker raise TooManyRequestsError (the function never ran).
     """
 
@@ -98,7 +98,7 @@ class RecordingInvoker:
         self.handlers[name] = handler
 
     def invoke(self, function: str, event: Any) -> InvocationResult:
-        name = function.split(":")[-1] if function.startswith("arn:") else function
+        name = function.rsplit(":", maxsplit=1)[-1] if function.startswith("arn:") else function
         copied = json.loads(json.dumps(event))
         call = Call(name, copied, time.monotonic())
         handler = self.handlers.get(name)
@@ -106,7 +106,7 @@ class RecordingInvoker:
             raise FunctionNotFoundError(name)
         try:
             payload = handler(json.loads(json.dumps(event)))
-        except Throttled as exc:
+        except ThrottledError as exc:
             raise TooManyRequestsError(name) from exc
         except Exception as exc:  # the function failed
             result = InvocationResult(
@@ -157,7 +157,9 @@ class Aws:
 
     def role(self) -> str:
         name = f"role-{uuid.uuid4().hex[:8]}"
-        return str(self.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"])
+        return str(
+            self.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        )
 
     def function(self, name: str | None = None) -> tuple[str, str, str]:
         """Create a function; returns (name, arn, role arn)."""
@@ -209,7 +211,9 @@ class Aws:
 
     def put(self, stream: str, data: Any, key: str = "k") -> str:
         raw = data if isinstance(data, bytes) else json.dumps(data).encode()
-        return str(self.client("kinesis").put_record(StreamName=stream, Data=raw, PartitionKey=key)["SequenceNumber"])
+        return str(
+            self.client("kinesis").put_record(StreamName=stream, Data=raw, PartitionKey=key)["SequenceNumber"]
+        )
 
     def put_many(self, stream: str, items: list[tuple[str, Any]]) -> list[str]:
         """PutRecords in chunks of 500; returns sequence numbers in order."""
@@ -274,7 +278,9 @@ def make_engine(moto_endpoint: str, invoker: RecordingInvoker, tmp_path: Path) -
     """Build started engines with fast timings; every engine is stopped at teardown."""
     engines: list[MappingEngine] = []
 
-    def factory(settings: EngineSettings = FAST, state_dir: Path | None = None, start: bool = True) -> MappingEngine:
+    def factory(
+        settings: EngineSettings = FAST, state_dir: Path | None = None, start: bool = True
+    ) -> MappingEngine:
         engine = MappingEngine(
             moto_endpoint, REGION, invoker, state_dir=state_dir or tmp_path / "state", settings=settings
         )

@@ -18,7 +18,7 @@ from .esm_support import (
     Aws,
     EngineFactory,
     RecordingInvoker,
-    Throttled,
+    ThrottledError,
     aws,
     data_of,
     invoker,
@@ -145,7 +145,9 @@ def test_batch_item_failures_are_ignored_unless_enabled(
     name, *_ = _setup(aws, 3, BatchSize=10)
     invoker.register(
         name,
-        lambda event: {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]},
+        lambda event: {
+            "batchItemFailures": [{"itemIdentifier": event["Records"][0]["kinesis"]["sequenceNumber"]}]
+        },
     )
     assert make_engine().wait_until_idle(10)
     assert [_numbers(c) for c in invoker.calls_for(name)] == [[0, 1, 2]]
@@ -155,7 +157,7 @@ def test_function_error_retries_whole_batch_then_dead_letters_it(
     aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
 ) -> None:
     # Given a function that always raises, one retry allowed
-    name, _, stream, seqs, _, dlq_url = _setup(aws, 4, BatchSize=10, MaximumRetryAttempts=1)
+    name, _, _, seqs, _, dlq_url = _setup(aws, 4, BatchSize=10, MaximumRetryAttempts=1)
 
     def handler(event: dict[str, Any]) -> Any:
         raise RuntimeError("boom")
@@ -167,9 +169,17 @@ def test_function_error_retries_whole_batch_then_dead_letters_it(
     assert [_numbers(c) for c in invoker.calls_for(name)] == [[0, 1, 2, 3]] * 2
     [failure] = aws.drain_queue(dlq_url, 1)
     assert failure["requestContext"]["approximateInvokeCount"] == 2
-    assert failure["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+    assert failure["responseContext"] == {
+        "statusCode": 200,
+        "executedVersion": "$LATEST",
+        "functionError": "Unhandled",
+    }
     info = failure["KinesisBatchInfo"]
-    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (seqs[0], seqs[3], 4)
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        seqs[0],
+        seqs[3],
+        4,
+    )
 
 
 def test_poison_record_blocks_the_shard_until_retries_run_out(
@@ -193,9 +203,13 @@ def test_poison_record_blocks_the_shard_until_retries_run_out(
     assert all(_numbers(c)[0] == 0 for c in invoker.calls_for(name))
 
 
-def test_bisect_isolates_the_poison_record(aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory) -> None:
+def test_bisect_isolates_the_poison_record(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
     # Given 8 records, n=5 always raises, bisect on, no retries
-    name, _, _, seqs, _, dlq_url = _setup(aws, 8, BatchSize=10, BisectBatchOnFunctionError=True, MaximumRetryAttempts=0)
+    name, _, _, seqs, _, dlq_url = _setup(
+        aws, 8, BatchSize=10, BisectBatchOnFunctionError=True, MaximumRetryAttempts=0
+    )
 
     def handler(event: dict[str, Any]) -> Any:
         if any(data_of(r)["n"] == 5 for r in event["Records"]):
@@ -209,7 +223,11 @@ def test_bisect_isolates_the_poison_record(aws: Aws, invoker: RecordingInvoker, 
     # And only the poison record goes to the destination
     [failure] = aws.drain_queue(dlq_url, 1)
     info = failure["KinesisBatchInfo"]
-    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (seqs[5], seqs[5], 1)
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        seqs[5],
+        seqs[5],
+        1,
+    )
     delivered = sorted(data_of(r)["n"] for r in invoker.delivered(name))
     assert delivered == [0, 1, 2, 3, 4, 6, 7]
 
@@ -217,7 +235,7 @@ def test_bisect_isolates_the_poison_record(aws: Aws, invoker: RecordingInvoker, 
 def test_without_bisect_the_whole_batch_is_dead_lettered(
     aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
 ) -> None:
-    name, _, _, seqs, _, dlq_url = _setup(aws, 8, BatchSize=10, MaximumRetryAttempts=0)
+    name, _, _, _, _, dlq_url = _setup(aws, 8, BatchSize=10, MaximumRetryAttempts=0)
 
     def handler(event: dict[str, Any]) -> Any:
         if any(data_of(r)["n"] == 5 for r in event["Records"]):
@@ -288,7 +306,11 @@ def test_record_older_than_maximum_record_age_goes_to_destination(
     assert failure["requestContext"]["condition"] == "RecordAgeExceeded"
     assert failure["requestContext"]["functionArn"] == fn_arn
     info = failure["KinesisBatchInfo"]
-    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (seqs[0], seqs[2], 3)
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        seqs[0],
+        seqs[2],
+        3,
+    )
     assert info["streamArn"] == stream_arn
 
 
@@ -302,7 +324,7 @@ def test_throttles_are_retried_without_consuming_retry_attempts(
     def handler(event: dict[str, Any]) -> Any:
         step = script.pop(0) if script else "ok"
         if step == "throttle":
-            raise Throttled
+            raise ThrottledError
         if step == "error":
             raise RuntimeError("transient")
         return None
@@ -323,7 +345,9 @@ def test_sns_on_failure_destination(aws: Aws, invoker: RecordingInvoker, make_en
     sns = aws.client("sns")
     topic = sns.create_topic(Name="esm-failures")["TopicArn"]
     url, queue_arn = aws.queue()
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
     name, *_ = _setup(
         aws, 2, BatchSize=10, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": topic}}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import defaultdict
@@ -108,8 +109,10 @@ def test_steady_stream_accumulates_state_and_closes_each_window_once(
         inside = sorted(k for k, t in arrivals.items() if lo <= t < lo + 1)
         assert sorted(final.event["state"]["ns"]) == inside
         # State accumulates across invocations
-        for earlier, later in zip(window_calls, window_calls[1:], strict=False):
-            assert later.event["state"]["count"] == earlier.event["state"].get("count", 0) + len(earlier.records)
+        for earlier, later in itertools.pairwise(window_calls):
+            assert later.event["state"]["count"] == earlier.event["state"].get("count", 0) + len(
+                earlier.records
+            )
     stats = engine.stats()[0]
     assert stats.window_final_invocations == len(finals)
 
@@ -217,7 +220,11 @@ def test_state_over_one_megabyte_terminates_the_window_early(
     assert engine.wait_until_idle(15, include_windows=True)
     calls = invoker.calls_for(name)
     shape = [
-        (c.event["isFinalInvokeForWindow"], c.event["isWindowTerminatedEarly"], [data_of(r)["n"] for r in c.records])
+        (
+            c.event["isFinalInvokeForWindow"],
+            c.event["isWindowTerminatedEarly"],
+            [data_of(r)["n"] for r in c.records],
+        )
         for c in calls
     ]
     # Then: batch, early final (with the oversized state), then the same window continues with fresh state
