@@ -4,8 +4,9 @@ moto 5.2.5 has its own, synchronous stream triggers: every PutRecord on a Kinesi
 mapping invokes the function (in Docker) once per record, and every DynamoDB write with a mapping
 invokes it and then *empties the table's stream*, so a poller never sees the records. Its
 resharding also keeps routing new records to the closed parent shard and re-numbers the parent's
-records, and it leaves StartingPositionTimestamp out of the mappings it lists. :func:`apply` turns the triggers off and makes resharding behave like Kinesis (a closed
-parent keeps its records; new records go to the open child that owns the key's hash).
+records, and it leaves StartingPositionTimestamp out of the mappings it lists. :func:`apply`
+turns the triggers off, makes resharding behave like Kinesis (a closed parent keeps its records;
+new records go to the open child that owns the key's hash) and reports the timestamp.
 
 It patches process-wide moto classes, is idempotent, and is a no-op when moto is not importable
 (e.g. when the engine talks to a moto running in another process, which must apply it there).
