@@ -141,13 +141,18 @@ def test_partial_failure_uses_sequence_number_and_ddb_batch_info(
     DynamoDBStreamLambdaOnFailureDestinationModel.model_validate(failure)
 
 
-def test_tumbling_window_on_a_table_stream(aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory) -> None:
+def test_tumbling_window_on_a_table_stream(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
     name, *_ = aws.function()
 
     def handler(event: dict[str, Any]) -> dict[str, Any]:
         state = dict(event["state"])
         if not event["isFinalInvokeForWindow"]:
-            state["keys"] = [*state.get("keys", []), *[r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]]
+            state["keys"] = [
+                *state.get("keys", []),
+                *[r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]],
+            ]
         return {"state": state}
 
     invoker.register(name, handler)
@@ -167,7 +172,9 @@ def test_tumbling_window_on_a_table_stream(aws: Aws, invoker: RecordingInvoker, 
         DynamoDBStreamModel.model_validate(call.event)
 
 
-def test_filters_apply_to_the_dynamodb_record(aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory) -> None:
+def test_filters_apply_to_the_dynamodb_record(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
     name, *_ = aws.function()
     invoker.register(name, lambda event: None)
     table, stream_arn = aws.table()

@@ -80,7 +80,9 @@ def _numbers(records: list[dict[str, object]]) -> list[int]:
     return [data_of(r)["n"] for r in records]
 
 
-def test_batch_size_caps_each_invocation(aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory) -> None:
+def test_batch_size_caps_each_invocation(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
     name, *_ = aws.function()
     invoker.register(name, lambda event: None)
     stream, stream_arn = aws.stream()
@@ -108,7 +110,9 @@ def test_payload_cap_of_six_megabytes_splits_batches(
     assert sum(len(c.records) for c in calls) == 8
 
 
-def test_batching_window_gathers_records(aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory) -> None:
+def test_batching_window_gathers_records(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
     # Given MaximumBatchingWindowInSeconds=1 and records trickling in
     name, *_ = aws.function()
     invoker.register(name, lambda event: None)
@@ -137,7 +141,9 @@ def test_latest_starts_at_the_tip(aws: Aws, invoker: RecordingInvoker, make_engi
     assert _numbers(invoker.delivered(name)) == [1]
 
 
-def test_at_timestamp_starts_at_the_timestamp(aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory) -> None:
+def test_at_timestamp_starts_at_the_timestamp(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
     name, *_ = aws.function()
     invoker.register(name, lambda event: None)
     stream, stream_arn = aws.stream()
@@ -261,7 +267,9 @@ def test_a_deleted_stream_does_not_crash_the_engine(
     assert _numbers(invoker.delivered(name)) == [1]
 
 
-def test_stats_report_iterator_age_and_counts(aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory) -> None:
+def test_stats_report_iterator_age_and_counts(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
     name, fn_arn, _ = aws.function()
     gate = {"open": False}
 

@@ -85,7 +85,9 @@ def test_checkpoint_waits_for_the_slowest_sub_stream(
 
     invoker.register(name, handler)
     stream, stream_arn = aws.stream()
-    seqs = aws.put_many(stream, [("slow", {"key": "slow", "i": 0})] + [("fast", {"key": "fast", "i": i}) for i in range(5)])
+    seqs = aws.put_many(
+        stream, [("slow", {"key": "slow", "i": 0})] + [("fast", {"key": "fast", "i": i}) for i in range(5)]
+    )
     aws.mapping(name, stream_arn, ParallelizationFactor=10, BatchSize=10)
     engine = make_engine()
     assert engine.wait_until_idle(20)
@@ -108,7 +110,9 @@ def test_update_shard_count_mid_stream_loses_nothing_and_reads_parent_before_chi
     engine = make_engine()
     keys = [f"key-{k}" for k in range(6)]
     aws.put_many(stream, [(k, {"key": k, "i": i}) for i in range(10) for k in keys])
-    aws.client("kinesis").update_shard_count(StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+    aws.client("kinesis").update_shard_count(
+        StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING"
+    )
     aws.put_many(stream, [(k, {"key": k, "i": i}) for i in range(10, 20) for k in keys])
     assert engine.wait_until_idle(20)
     # Then every record is delivered once and each key in order
@@ -163,12 +167,16 @@ def test_a_shard_ending_closes_its_window_and_children_start_fresh(
     # A long window: only the shard's end (not time) can close the parent's window here
     aws.mapping(name, stream_arn, TumblingWindowInSeconds=900)
     aws.put_many(stream, [(f"k{i}", {"key": f"k{i}", "i": i}) for i in range(6)])
-    aws.client("kinesis").update_shard_count(StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+    aws.client("kinesis").update_shard_count(
+        StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING"
+    )
     aws.put_many(stream, [(f"k{i}", {"key": f"k{i}", "i": i}) for i in range(6, 12)])
     engine = make_engine()
     assert engine.wait_until_idle(20)
     calls = invoker.calls_for(name)
-    parent_final = [c for c in calls if c.event["shardId"] == "shardId-000000000000" and c.event["isFinalInvokeForWindow"]]
+    parent_final = [
+        c for c in calls if c.event["shardId"] == "shardId-000000000000" and c.event["isFinalInvokeForWindow"]
+    ]
     assert len(parent_final) == 1 and parent_final[0].event["state"] == {"n": 6}
     for child in ("shardId-000000000001", "shardId-000000000002"):
         child_calls = [c for c in calls if c.event["shardId"] == child]
