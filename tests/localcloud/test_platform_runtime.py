@@ -186,7 +186,7 @@ def test_reserved_concurrency_throttles_beyond_the_limit(cloud, outputs):
     )
     cloud.invoke(name, {"sleep": 0})  # warm it so the busy window is the sleep alone
     results = []
-    busy = threading.Thread(target=lambda: results.append(cloud.invoke(name, {"sleep": 3})))
+    busy = threading.Thread(target=lambda: results.append(cloud.invoke(name, {"sleep": 2})))
     busy.start()
     deadline = time.monotonic() + 2
     while cloud.runtime.pool(name).busy == 0 and time.monotonic() < deadline:
