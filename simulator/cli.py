@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from rich.console import Console
@@ -35,6 +36,9 @@ examples:
 
 Messages follow the Alleycat format; the last second of each race is the "final" message.
 The same --seed, --start-time and --race-id-base always produce the same messages.
+A loopback --endpoint-url (localcloud, moto) gets one PutRecords call in flight by default: moto
+numbers a shard's records without a lock, so concurrent calls can overwrite each other's records.
+Use --aggregate to go faster locally.
 Exit status: 0 when every message was delivered, 1 when some failed, 2 for bad arguments.
 """
 
@@ -138,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("--aggregate", action="store_true", help="KPL-aggregate messages per race")
     stream.add_argument(
-        "--max-in-flight", type=_int_in("max in flight", 1, 64), default=4, help="concurrent PutRecords calls"
+        "--max-in-flight",
+        type=_int_in("max in flight", 1, 64),
+        default=None,
+        help="concurrent PutRecords calls (default 4; 1 for a loopback endpoint, see below)",
     )
     stream.add_argument(
         "--record-ttl",
@@ -190,6 +197,13 @@ def _stream_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     return settings
 
 
+def _max_in_flight(requested: int | None, endpoint_url: str | None) -> int:
+    if requested is not None:
+        return requested
+    host = urlsplit(endpoint_url).hostname if endpoint_url else None
+    return 1 if host in {"127.0.0.1", "localhost", "::1"} else 4
+
+
 def _ensure_local_credentials(endpoint_url: str | None) -> None:
     # A local endpoint accepts any credentials; supply dummies so a fresh machine works out of the box.
     if endpoint_url and not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")):
@@ -234,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             endpoint_url=settings["endpoint_url"],
             region=settings["region"],
             aggregate=args.aggregate,
-            max_in_flight=args.max_in_flight,
+            max_in_flight=_max_in_flight(args.max_in_flight, settings["endpoint_url"]),
             retry_policy=RetryPolicy(record_ttl=args.record_ttl),
         )
         sink = producer
