@@ -43,6 +43,9 @@ class StubKinesis:
         with self._lock:
             call_number = len(self.calls)
             self.calls.append(list(Records))
+            if call_number >= 1000:
+                # A producer that never gives up must fail the test, not hang it.
+                raise client_error("StubGaveUp", 400)
             if self.call_errors:
                 raise self.call_errors.pop(0)
         results = []
