@@ -13,6 +13,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from producers import FailedRecord, ProducerStats, PutResult
 from simulator import (
@@ -28,7 +29,9 @@ from simulator import (
     generate_race_messages,
     plan_races,
 )
+from simulator.cli import _max_in_flight
 from simulator.cli import main as cli_main
+from simulator.progress import render_stats
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_KEYS = [
@@ -355,3 +358,45 @@ def test_help_documents_the_options():
     for option in ["--racers", "--classes", "--duration", "--seed", "--stream-name", "--endpoint-url",
                    "--region", "--aggregate", "--dry-run", "--speed"]:  # fmt: skip
         assert option in out
+
+
+def test_progress_panel_shows_clock_counts_and_failures():
+    stats = RunnerStats(
+        race_second=75,
+        duration=300,
+        races=2,
+        messages_generated=1500,
+        messages_total=6000,
+        sent=1490,
+        failed=10,
+        retried=42,
+        elapsed_seconds=7.5,
+        messages_per_second=198.7,
+        failures_by_code={"ProvisionedThroughputExceededException": 10},
+    )
+    console = Console(record=True, width=120)
+    console.print(render_stats(stats))
+    text = console.export_text()
+    for expected in [
+        "01:15 / 05:00",
+        "1,500 / 6,000",
+        "1,490",
+        "199",
+        "42",
+        "ProvisionedThroughputExceededException: 10",
+    ]:
+        assert expected in text
+
+
+@pytest.mark.parametrize(
+    ("requested", "endpoint", "expected"),
+    [
+        (None, "http://127.0.0.1:4566", 1),
+        (None, "http://localhost:5000", 1),
+        (None, "https://kinesis.us-east-1.amazonaws.com", 4),
+        (None, None, 4),
+        (8, "http://127.0.0.1:4566", 8),
+    ],
+)
+def test_loopback_endpoints_default_to_one_request_in_flight(requested, endpoint, expected):
+    assert _max_in_flight(requested, endpoint) == expected
