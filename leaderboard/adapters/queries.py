@@ -1,4 +1,4 @@
-"""Read-side queries on the race table's GSIs: race listings and class personal-best boards.
+"""Read-side queries on the race table: race summaries and scores, race listings, class boards.
 
 Pages are keyset pages: the caller passes the sort key of the last row it has, and each query's key
 condition starts strictly after it. That is what DynamoDB's ``ExclusiveStartKey`` would do, but
@@ -16,9 +16,11 @@ import heapq
 from collections.abc import Iterator
 from typing import Any
 
+from leaderboard.adapters.dynamodb import DynamoRaceStore
 from leaderboard.adapters.items import (
     BY_CLASS_INDEX,
     BY_STATUS_INDEX,
+    META_SK,
     PB_PREFIX,
     RACE_GSI_PREFIX,
     Item,
@@ -27,24 +29,66 @@ from leaderboard.adapters.items import (
     pb_rank_key,
     race_from_item,
     race_gsi_sk,
+    race_pk,
     s,
 )
 from leaderboard.domain.race import FinalResult, RaceSummary
+from leaderboard.domain.scoring import RacerScore
 
 # Upper bounds for BETWEEN: the character after '#' sorts after every "PB#..." / "RACE#..." key and
 # before the next prefix, so the range holds exactly one kind of item of the ByClass partition.
 _PB_END = PB_PREFIX[:-1] + chr(ord(PB_PREFIX[-1]) + 1)
 _RACE_END = RACE_GSI_PREFIX[:-1] + chr(ord(RACE_GSI_PREFIX[-1]) + 1)
 _STATUSES = ("live", "final")
+# The summary fields the API shows. The item also holds writers' bookkeeping (e.g. per-bucket counts)
+# that grows with the race; projecting it away keeps reads small.
+_SUMMARY_ATTRIBUTES = ("raceId", "classId", "racers", "finishedRacers", "updatedAt", "version", "closed")
+
+
+def _projection(names: tuple[str, ...]) -> dict[str, Any]:
+    """ProjectionExpression arguments; names go through placeholders as some may be reserved words."""
+    return {
+        "ProjectionExpression": ", ".join(f"#p{i}" for i in range(len(names))),
+        "ExpressionAttributeNames": {f"#p{i}": name for i, name in enumerate(names)},
+    }
 
 
 class DynamoLeaderboardQueries:
-    """GSI queries behind the race list and the class boards."""
+    """Everything the API reads: summaries, scores, and the GSI queries behind lists and boards."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         """Use ``client`` (a boto3 DynamoDB client, retries configured on it) on ``table_name``."""
         self._ddb = client
         self._table = table_name
+        self._store = DynamoRaceStore(client, table_name)
+
+    def race_version(self, race_id: int) -> int | None:
+        """The race summary's version alone (every write to the race bumps it), or None when unknown.
+
+        This is the per-request read of a warm API: the smallest read that says whether a cached
+        ranking is still current. Consistent, so a write acknowledged to a client is seen.
+        """
+        item = self._ddb.get_item(
+            TableName=self._table,
+            Key={"pk": s(race_pk(race_id)), "sk": s(META_SK)},
+            ConsistentRead=True,
+            **_projection(("version",)),
+        ).get("Item")
+        return int(item["version"]["N"]) if item else None
+
+    def get_race(self, race_id: int) -> RaceSummary | None:
+        """The race's summary, or None when unknown (consistent read)."""
+        item = self._ddb.get_item(
+            TableName=self._table,
+            Key={"pk": s(race_pk(race_id)), "sk": s(META_SK)},
+            ConsistentRead=True,
+            **_projection(_SUMMARY_ATTRIBUTES),
+        ).get("Item")
+        return race_from_item(item) if item else None
+
+    def load_scores(self, race_id: int) -> list[RacerScore]:
+        """Every racer's stored score in the race."""
+        return self._store.load_scores(race_id)
 
     def races(self, class_id: int | None, before_race_id: int | None, limit: int) -> list[RaceSummary]:
         """Up to ``limit`` races with raceId below ``before_race_id`` (all when None), newest first.
@@ -63,6 +107,7 @@ class DynamoLeaderboardQueries:
                 KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
                 ExpressionAttributeValues={":pk": s(class_pk(class_id)), **bounds},
                 ScanIndexForward=False,
+                **_projection(_SUMMARY_ATTRIBUTES),
             )
             return [race_from_item(item) for item in items]
         streams = [
@@ -74,6 +119,7 @@ class DynamoLeaderboardQueries:
                     KeyConditionExpression="gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi",
                     ExpressionAttributeValues={":pk": s(f"STATUS#{status}"), **bounds},
                     ScanIndexForward=False,
+                    **_projection(_SUMMARY_ATTRIBUTES),
                 )
             )
             for status in _STATUSES

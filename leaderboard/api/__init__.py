@@ -3,19 +3,18 @@
 from leaderboard.api.app import get_app, reset, router
 from leaderboard.api.errors import InvalidCursorError, NotFoundError, RaceNotFoundError, RacerNotFoundError
 from leaderboard.api.ranking import RaceRanking, RankingCache
-from leaderboard.api.service import LeaderboardQueries, LeaderboardService, RaceReader
+from leaderboard.api.service import LeaderboardReads, LeaderboardService
 from leaderboard.api.settings import ApiSettings, ConfigurationError
 
 __all__ = [
     "ApiSettings",
     "ConfigurationError",
     "InvalidCursorError",
-    "LeaderboardQueries",
+    "LeaderboardReads",
     "LeaderboardService",
     "NotFoundError",
     "RaceNotFoundError",
     "RaceRanking",
-    "RaceReader",
     "RacerNotFoundError",
     "RankingCache",
     "get_app",

@@ -12,7 +12,6 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
-from leaderboard.adapters.dynamodb import DynamoRaceStore
 from leaderboard.adapters.queries import DynamoLeaderboardQueries
 from leaderboard.api.ranking import RankingCache
 from leaderboard.api.service import LeaderboardService
@@ -40,8 +39,7 @@ def get_service() -> LeaderboardService:
     settings = get_settings()
     client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
     return LeaderboardService(
-        races=DynamoRaceStore(client, settings.table_name),
-        queries=DynamoLeaderboardQueries(client, settings.table_name),
+        reads=DynamoLeaderboardQueries(client, settings.table_name),
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
         rankings=RankingCache(settings.ranking_cache_races),
     )

@@ -2,7 +2,8 @@
 
 Ranking a race means reading every bucket and sorting every racer, so a warm function keeps the last
 few rankings. A ranking is valid for exactly one summary ``version`` (every write to a race bumps it),
-so one consistent summary read tells whether the cached ranking is still the race's ranking.
+so reading the version alone tells whether the cached ranking is still the race's ranking. The
+summary the ranking was built with travels with it: its fields change only with the version too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from leaderboard.domain.race import RaceSummary
@@ -24,8 +25,7 @@ SortKey = tuple[int, int]
 class RaceRanking:
     """Every racer of one version of a race, ranked per the ranking contract."""
 
-    race_id: int
-    version: int
+    race: RaceSummary
     standings: list[Standing]
     keys: list[SortKey]  # order_key of each standing, ascending: what pages bisect into
     positions: dict[int, int]  # racer id -> index in standings
@@ -35,8 +35,7 @@ class RaceRanking:
         """Rank ``scores`` as they stand at ``race.version``."""
         standings = rank_scores(scores)
         return cls(
-            race_id=race.race_id,
-            version=race.version,
+            race=race,
             standings=standings,
             keys=[order_key(st.total, st.racer_id) for st in standings],
             positions={st.racer_id: i for i, st in enumerate(standings)},
@@ -62,7 +61,7 @@ class RaceRanking:
 
 
 class RankingCache:
-    """A bounded LRU of rankings keyed by race, each valid for one race version."""
+    """A bounded LRU of rankings, one per race, each valid for one race version."""
 
     def __init__(self, max_races: int) -> None:
         """Keep at most ``max_races`` rankings."""
@@ -75,26 +74,28 @@ class RankingCache:
         self.hits = 0
         self.misses = 0
 
-    def ranking(self, race: RaceSummary, load: Callable[[int], list[RacerScore]]) -> RaceRanking:
-        """The ranking of ``race`` at its version; ``load(race_id)`` reads the scores on a miss."""
+    def get(self, race_id: int, version: int) -> RaceRanking | None:
+        """The cached ranking of ``race_id`` if it is at ``version``; None (a miss) otherwise."""
         with self._lock:
-            cached = self._rankings.get(race.race_id)
-            if cached is not None and cached.version == race.version:
-                self._rankings.move_to_end(race.race_id)
-                self.hits += 1
-                return cached
-        # Load outside the lock: it is I/O, and a duplicate load under a race is only wasted work.
-        # The scores are read after the summary, so they are at least as new as ``race.version``.
-        ranking = RaceRanking.build(race, load(race.race_id))
+            cached = self._rankings.get(race_id)
+            if cached is None or cached.race.version != version:
+                self.misses += 1
+                return None
+            self._rankings.move_to_end(race_id)
+            self.hits += 1
+            return cached
+
+    def put(self, ranking: RaceRanking) -> None:
+        """Keep ``ranking`` unless a newer version of the race is already held."""
+        race_id = ranking.race.race_id
         with self._lock:
-            self.misses += 1
-            current = self._rankings.get(race.race_id)
-            if current is None or current.version <= ranking.version:
-                self._rankings[race.race_id] = ranking
-                self._rankings.move_to_end(race.race_id)
+            current = self._rankings.get(race_id)
+            if current is not None and current.race.version > ranking.race.version:
+                return
+            self._rankings[race_id] = ranking
+            self._rankings.move_to_end(race_id)
             while len(self._rankings) > self._max:
                 self._rankings.popitem(last=False)
-        return ranking
 
     def __len__(self) -> int:
         """Rankings held."""

@@ -15,7 +15,7 @@ from leaderboard.api.models import (
     RacerNeighbourhood,
     RaceStanding,
 )
-from leaderboard.api.ranking import RankingCache
+from leaderboard.api.ranking import RaceRanking, RankingCache
 from leaderboard.domain.cursor import CursorCodec
 from leaderboard.domain.messages import centi_to_output
 from leaderboard.domain.race import FinalResult, RaceSummary
@@ -23,8 +23,12 @@ from leaderboard.domain.ranking import Standing, order_key
 from leaderboard.domain.scoring import RacerScore
 
 
-class RaceReader(Protocol):
-    """The reads of a race the API needs (DynamoRaceStore provides them)."""
+class LeaderboardReads(Protocol):
+    """The reads the API needs (DynamoLeaderboardQueries provides them)."""
+
+    def race_version(self, race_id: int) -> int | None:
+        """The race summary's version, or None when unknown: the cheap per-request freshness check."""
+        ...
 
     def get_race(self, race_id: int) -> RaceSummary | None:
         """The race's summary, or None when unknown."""
@@ -34,12 +38,8 @@ class RaceReader(Protocol):
         """Every racer's stored score in the race."""
         ...
 
-
-class LeaderboardQueries(Protocol):
-    """Keyset-paged listings (DynamoLeaderboardQueries provides them)."""
-
     def races(self, class_id: int | None, before_race_id: int | None, limit: int) -> list[RaceSummary]:
-        """Up to ``limit`` races with raceId below ``before_race_id``, newest first."""
+        """Up to ``limit`` races with raceId below ``before_race_id`` (all when None), newest first."""
         ...
 
     def personal_bests(self, class_id: int, after: tuple[int, int] | None, limit: int) -> list[FinalResult]:
@@ -77,16 +77,9 @@ def race_standing(standing: Standing) -> RaceStanding:
 class LeaderboardService:
     """Race lists, race leaderboards, racer neighbourhoods and class boards."""
 
-    def __init__(
-        self,
-        races: RaceReader,
-        queries: LeaderboardQueries,
-        cursors: CursorCodec,
-        rankings: RankingCache,
-    ) -> None:
-        """Serve from ``races`` and ``queries``, signing cursors with ``cursors``."""
-        self._races = races
-        self._queries = queries
+    def __init__(self, reads: LeaderboardReads, cursors: CursorCodec, rankings: RankingCache) -> None:
+        """Serve from ``reads``, signing cursors with ``cursors``, keeping rankings in ``rankings``."""
+        self._reads = reads
         self._cursors = cursors
         self._rankings = rankings
 
@@ -95,7 +88,7 @@ class LeaderboardService:
         scope = races_scope(class_id)
         before = self._cursors.decode(cursor, scope, 1)[0] if cursor is not None else None
         # One extra row says whether another page exists without a second round trip.
-        races = self._queries.races(class_id, before, limit + 1)
+        races = self._reads.races(class_id, before, limit + 1)
         page = races[:limit]
         next_cursor = self._cursors.encode(scope, (page[-1].race_id,)) if len(races) > limit else None
         return RaceList(
@@ -119,8 +112,8 @@ class LeaderboardService:
         if cursor is not None:
             total, racer_id = self._cursors.decode(cursor, scope, 2)
             after = order_key(total, racer_id)
-        race = self._race(race_id)
-        ranking = self._rankings.ranking(race, self._races.load_scores)
+        ranking = self._ranking(race_id)
+        race = ranking.race
         rows, more = ranking.page(after, limit)
         next_cursor = self._cursors.encode(scope, (rows[-1].total, rows[-1].racer_id)) if more else None
         return RaceLeaderboard(
@@ -134,8 +127,9 @@ class LeaderboardService:
 
     def racer_neighbourhood(self, race_id: int, racer_id: int, around: int) -> RacerNeighbourhood:
         """The racer's standing with ``around`` racers each side."""
-        race = self._race(race_id)
-        found = self._rankings.ranking(race, self._races.load_scores).around(racer_id, around)
+        ranking = self._ranking(race_id)
+        race = ranking.race
+        found = ranking.around(racer_id, around)
         if found is None:
             raise RacerNotFoundError(race_id, racer_id)
         racer, neighbours = found
@@ -161,7 +155,7 @@ class LeaderboardService:
         if cursor is not None:
             best, racer_id, rank, position = self._cursors.decode(cursor, scope, 4)
             after, previous_best = (best, racer_id), best
-        bests = self._queries.personal_bests(class_id, after, limit + 1)
+        bests = self._reads.personal_bests(class_id, after, limit + 1)
         standings: list[ClassStanding] = []
         for result in bests[:limit]:
             position += 1
@@ -174,11 +168,22 @@ class LeaderboardService:
             next_cursor = self._cursors.encode(scope, (last.total, last.racer_id, rank, position))
         return ClassLeaderboard(class_id=class_id, standings=standings, next_cursor=next_cursor)
 
-    def _race(self, race_id: int) -> RaceSummary:
-        race = self._races.get_race(race_id)
+    def _ranking(self, race_id: int) -> RaceRanking:
+        """The race's current ranking: one small read when warm, a full load and rank otherwise."""
+        version = self._reads.race_version(race_id)
+        if version is None:
+            raise RaceNotFoundError(race_id)
+        cached = self._rankings.get(race_id, version)
+        if cached is not None:
+            return cached
+        race = self._reads.get_race(race_id)
         if race is None:
             raise RaceNotFoundError(race_id)
-        return race
+        # Scores are read after the summary, so they are at least as new as race.version: a ranking
+        # cached under that version may be slightly ahead of it, never behind.
+        ranking = RaceRanking.build(race, self._reads.load_scores(race_id))
+        self._rankings.put(ranking)
+        return ranking
 
 
 def _class_standing(rank: int, result: FinalResult) -> ClassStanding:

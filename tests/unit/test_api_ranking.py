@@ -26,18 +26,6 @@ def _scores(totals: dict[int, int]) -> list[RacerScore]:
     return [RacerScore(racer_id=r, name=f"R{r}", total=t) for r, t in totals.items()]
 
 
-class Loader:
-    """Counts score loads, serving whatever ``totals`` holds at the time."""
-
-    def __init__(self, totals: dict[int, int]) -> None:
-        self.totals = totals
-        self.calls = 0
-
-    def __call__(self, race_id: int) -> list[RacerScore]:
-        self.calls += 1
-        return _scores(self.totals)
-
-
 def test_ranking_follows_the_ranking_contract() -> None:
     ranking = RaceRanking.build(_race(), _scores({5: 100, 2: 300, 9: 300, 1: 50}))
     assert [(s.rank, s.racer_id) for s in ranking.standings] == [(1, 2), (1, 9), (3, 5), (4, 1)]
@@ -86,33 +74,44 @@ def test_around_gives_neighbours_each_side_clipped_at_the_edges() -> None:
     assert ranking.around(42, 3) is None
 
 
+def _ranking(race_id: int = 1, version: int = 1, totals: dict[int, int] | None = None) -> RaceRanking:
+    return RaceRanking.build(_race(race_id, version), _scores(totals or {1: 10}))
+
+
 def test_same_version_is_served_from_the_cache() -> None:
-    cache, load = RankingCache(4), Loader({1: 10})
-    first = cache.ranking(_race(version=3), load)
-    second = cache.ranking(_race(version=3), load)
-    assert second is first
-    assert load.calls == 1
-    assert (cache.hits, cache.misses) == (1, 1)
+    cache = RankingCache(4)
+    ranking = _ranking(version=3)
+    cache.put(ranking)
+    assert cache.get(1, 3) is ranking
+    assert (cache.hits, cache.misses) == (1, 0)
 
 
-def test_new_version_reloads_and_ranks_the_new_scores() -> None:
-    cache, load = RankingCache(4), Loader({1: 10, 2: 5})
-    cache.ranking(_race(version=3), load)
-    load.totals = {1: 10, 2: 50}
-    ranking = cache.ranking(_race(version=4), load)
-    assert load.calls == 2
-    assert [s.racer_id for s in ranking.standings] == [2, 1]
+def test_another_version_is_a_miss() -> None:
+    cache = RankingCache(4)
+    cache.put(_ranking(version=3))
+    assert cache.get(1, 4) is None
+    assert cache.get(2, 3) is None
+    assert cache.misses == 2
+
+
+def test_an_older_ranking_never_replaces_a_newer_one() -> None:
+    # Two requests racing: the one that loaded the newer version must win whatever the order.
+    cache = RankingCache(4)
+    newer = _ranking(version=5)
+    cache.put(newer)
+    cache.put(_ranking(version=4))
+    assert cache.get(1, 5) is newer
+    cache.put(_ranking(version=6))
+    assert cache.get(1, 5) is None
 
 
 def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
-    cache, load = RankingCache(2), Loader({1: 10})
-    cache.ranking(_race(1), load)
-    cache.ranking(_race(2), load)
-    cache.ranking(_race(1), load)  # race 1 is now the most recently used
-    cache.ranking(_race(3), load)  # evicts race 2
+    cache = RankingCache(2)
+    cache.put(_ranking(1))
+    cache.put(_ranking(2))
+    assert cache.get(1, 1) is not None  # race 1 is now the most recently used
+    cache.put(_ranking(3))  # evicts race 2
     assert len(cache) == 2
-    calls = load.calls
-    cache.ranking(_race(1), load)
-    assert load.calls == calls
-    cache.ranking(_race(2), load)
-    assert load.calls == calls + 1
+    assert cache.get(2, 1) is None
+    assert cache.get(1, 1) is not None
+    assert cache.get(3, 1) is not None
