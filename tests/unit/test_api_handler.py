@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from leaderboard.api import ConfigurationError
 from leaderboard.api.handler import lambda_handler
 from leaderboard.domain import RacerMessage
 from tests.unit.test_api_support import (
+    TABLE,
     FakeLambdaContext,
     LocalApi,
     api_event,
@@ -41,6 +43,9 @@ def table() -> Iterator[Any]:
 def api(table: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalApi]:
     with running_api(monkeypatch, table) as local:
         yield local
+
+
+T1 = datetime(2026, 11, 21, 16, 5, tzinfo=UTC)
 
 
 def ride(
@@ -168,6 +173,17 @@ def test_warm_reads_reuse_the_ranking_until_the_race_changes(
     body = api.get("/races/7/leaderboard").body
     assert loads == [7, 7]
     assert [s["racerId"] for s in body["standings"]] == [1, 2]
+
+
+def test_status_and_update_time_follow_the_race(api: LocalApi) -> None:
+    write_messages(api.store, ride(7, 1, [50]) + ride(7, 2, [60]))
+    assert api.get("/races/7/leaderboard").body["status"] == "live"
+    # When the last racers finish (a later write, so a later updatedAt)
+    api.store = DynamoRaceStore(api.client, TABLE, clock=lambda: T1)
+    write_messages(api.store, ride(7, 1, [50], start=1, final=True) + ride(7, 2, [60], start=1, final=True))
+    for path in ("/races/7/leaderboard", "/races/7/racers/1"):
+        body = api.get(path).body
+        assert (body["status"], body["updatedAt"]) == ("final", "2026-11-21T16:05:00.000Z")
 
 
 def test_unknown_race_is_404(api: LocalApi) -> None:
