@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from botocore.exceptions import ClientError
 
 from leaderboard.api.dependencies import get_service, get_settings
 from leaderboard.api.errors import InvalidCursorError, NotFoundError
@@ -69,6 +70,9 @@ def _responses(ok: type[ApiModel], *errors: tuple[int, str]) -> dict[int, OpenAP
     return documented
 
 
+_THROTTLING = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
 _BAD_CURSOR = (400, "The cursor is garbled, tampered with, or was issued for another request.")
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves __init__ unannotated
@@ -169,6 +173,17 @@ def _service_error(exc: ServiceError) -> Response[dict[str, Any]]:
     return _message(HTTPStatus(exc.status_code), exc.msg if isinstance(exc.msg, str) else "request failed")
 
 
+def _aws_error(exc: ClientError) -> Response[dict[str, Any]]:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code in _THROTTLING:
+        # botocore already retried; tell the client to come back rather than blame the request.
+        logger.warning("throttled by DynamoDB", extra={"code": code})
+        response = _message(HTTPStatus.SERVICE_UNAVAILABLE, "busy, try again shortly")
+        response.headers["Retry-After"] = "1"
+        return response
+    return _unexpected(exc)
+
+
 def _unexpected(exc: Exception) -> Response[dict[str, Any]]:
     # Our fault, not the client's: log the details, answer without them.
     logger.exception("unhandled error", exc_info=exc)
@@ -181,6 +196,7 @@ ERROR_HANDLERS: dict[type[Exception], Callable[[Any], Response[dict[str, Any]]]]
     InvalidCursorError: _invalid_cursor,
     NotFoundError: _not_found,
     ServiceError: _service_error,
+    ClientError: _aws_error,
     Exception: _unexpected,
 }
 

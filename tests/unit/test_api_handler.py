@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from leaderboard.adapters.dynamodb import DynamoRaceStore
+from leaderboard.adapters.queries import DynamoLeaderboardQueries
 from leaderboard.api import ConfigurationError
 from leaderboard.api.handler import lambda_handler
 from leaderboard.domain import RacerMessage
@@ -420,6 +422,24 @@ def test_unknown_route_is_a_json_404(api: LocalApi) -> None:
 def test_unknown_query_parameters_are_ignored(api: LocalApi) -> None:
     write_messages(api.store, ride(7, 1, [50]))
     assert api.get("/races/7/leaderboard", colour="red").status == 200
+
+
+def test_throttling_is_503_with_retry_after(api: LocalApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    def throttled(self: Any, race_id: int) -> int:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem")
+
+    monkeypatch.setattr(DynamoLeaderboardQueries, "race_version", throttled)
+    answer = api.get("/races/7/leaderboard")
+    assert answer.status == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.body == {"message": "busy, try again shortly"}
+
+
+def test_server_faults_are_a_json_500_without_details(api: LocalApi) -> None:
+    api.reconfigure(TABLE_NAME="no-such-table")
+    answer = api.get("/races/7/leaderboard")
+    assert answer.status == 500
+    assert answer.body == {"message": "internal error"}
 
 
 # -- OpenAPI, CORS, configuration -----------------------------------------------------------------
