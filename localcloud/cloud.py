@@ -1,4 +1,4 @@
-"""``LocalCloud``: the endpoint, deploys, the Lambda runtime and every trigger, started and stopped together."""
+"""``LocalCloud``: the endpoint, deploys, Lambda runtime and triggers, started and stopped together."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from localcloud import moto_bridge
 from localcloud.aws import DEFAULT_REGION, make_client
@@ -23,16 +23,18 @@ from localcloud.triggers.schedule import ScheduleRunner
 from localcloud.triggers.sqs import SqsTrigger
 
 LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # moto keeps its state in process-wide globals, so one LocalCloud owns them at a time.
 _running_lock = threading.Lock()
-_running: LocalCloud | None = None
+_running: list[LocalCloud] = []
 
 
 def _load_mapping_engine() -> Any:
     """The ESM engine class, when ``localcloud.esm`` provides it."""
     try:
-        from localcloud.esm import MappingEngine  # type: ignore[attr-defined,unused-ignore]
+        # Optional at import time: the engine is built alongside this package.
+        from localcloud.esm import MappingEngine  # noqa: PLC0415
     except ImportError:
         return None
     return MappingEngine
@@ -80,11 +82,10 @@ class LocalCloud:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
         """Start the endpoint (restoring saved state), the runtime and the triggers."""
-        global _running
         with _running_lock:
-            if _running is not None:
+            if _running:
                 raise RuntimeError("another LocalCloud is running in this process (moto's state is global)")
-            _running = self
+            _running.append(self)
         try:
             self._start()
         except BaseException:
@@ -108,7 +109,10 @@ class LocalCloud:
         moto_bridge.activate(self._async)
         moto_bridge.detach_builtin_pollers()
         self._deployer = Deployer(
-            self.client, self.region, skipped_handlers=SKIPPED_HANDLERS, post_deploy=[apply_bucket_notifications]
+            self.client,
+            self.region,
+            skipped_handlers=SKIPPED_HANDLERS,
+            post_deploy=[apply_bucket_notifications],
         )
         self._sqs = SqsTrigger(self._runtime, self.client, self.region)
         self._schedules = ScheduleRunner(self._async, self.region, time_scale=self._schedule_time_scale)
@@ -129,7 +133,7 @@ class LocalCloud:
 
     def stop(self) -> None:
         """Stop triggers and workers, save state (with ``state_dir``), stop the endpoint."""
-        if _running is not self:
+        if self not in _running:
             return
         try:
             self._sync_stop.set()
@@ -155,10 +159,9 @@ class LocalCloud:
             self._release_process()
 
     def _release_process(self) -> None:
-        global _running
         with _running_lock:
-            if _running is self:
-                _running = None
+            if self in _running:
+                _running.remove(self)
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -244,14 +247,19 @@ class LocalCloud:
                     self._engine.wait_until_idle(timeout=max(0.0, remaining), include_windows=include_windows)
                 )
             async_idle = self.async_invoker.wait_idle(max(0.0, deadline - time.monotonic()))
-            if engine_idle and async_idle and self._require(self._sqs).idle() and self.async_invoker.pending == 0:
+            if (
+                engine_idle
+                and async_idle
+                and self._require(self._sqs).idle()
+                and self.async_invoker.pending == 0
+            ):
                 return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
 
     @staticmethod
-    def _require(component: Any) -> Any:
+    def _require(component: _T | None) -> _T:
         if component is None:
             raise RuntimeError("LocalCloud is not started")
         return component

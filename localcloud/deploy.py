@@ -25,6 +25,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import NULL_MODELS, clean_json, get_model_map
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
@@ -97,7 +98,7 @@ class DeployResult:
 class _ManagedPolicyMap(dict[str, str]):
     """Answers every managed-policy name with its ARN, so the translator never calls IAM."""
 
-    def get(self, key: str, default: Any = None) -> str:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> str:
         return f"arn:aws:iam::aws:policy/{key}"
 
 
@@ -219,7 +220,9 @@ class _ReferenceReplacer:
         self.stand_ins = stand_ins
         if stand_ins:
             names = "|".join(re.escape(name) for name in sorted(stand_ins, key=len, reverse=True))
-            self._sub_pattern: re.Pattern[str] | None = re.compile(r"\$\{(" + names + r")(\.[A-Za-z0-9.]+)?\}")
+            self._sub_pattern: re.Pattern[str] | None = re.compile(
+                r"\$\{(" + names + r")(\.[A-Za-z0-9.]+)?\}"
+            )
         else:
             self._sub_pattern = None
 
@@ -245,7 +248,7 @@ class _ReferenceReplacer:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, value), = node.items()
+            ((key, value),) = node.items()
             if key == "Ref" and isinstance(value, str) and value in self.stand_ins:
                 return self.stand_ins[value]
             if key == "Fn::GetAtt":
@@ -355,11 +358,13 @@ class Deployer:
 
         resolve = self._stack_resolver(stack_name)
         self._resolve_skipped(resolve, skipped)
-        context = DeployContext(client=self._client, region=self.region, stack_name=stack_name, resolve=resolve)
+        context = DeployContext(
+            client=self._client, region=self.region, stack_name=stack_name, resolve=resolve
+        )
         for item in skipped:
             handler = self._skipped_handlers.get(item.resource_type)
             if handler is None:
-                LOG.warning("localcloud does not create %s (%s)", item.logical_id, item.resource_type)
+                LOG.info("nothing in localcloud serves %s (%s)", item.logical_id, item.resource_type)
                 continue
             try:
                 item.handled_by = handler(item, context)
@@ -402,7 +407,9 @@ class Deployer:
             return False
         return any(s["StackStatus"] not in ("DELETE_COMPLETE", "ROLLBACK_COMPLETE") for s in stacks)
 
-    def _create_or_update(self, stack_name: str, template: dict[str, Any], parameters: dict[str, str]) -> bool:
+    def _create_or_update(
+        self, stack_name: str, template: dict[str, Any], parameters: dict[str, str]
+    ) -> bool:
         cloudformation = self._client("cloudformation")
         declared = template.get("Parameters", {})
         stack_parameters = [
@@ -442,14 +449,15 @@ class Deployer:
             arn = lambda_client.get_function_configuration(FunctionName=name)["FunctionArn"]
             code = preparer.code_dirs.get(logical_id)
             functions[name] = FunctionSource(
-                logical_id=logical_id, function_name=name, function_arn=arn, code_dir=code[0] if code else None
+                logical_id=logical_id,
+                function_name=name,
+                function_arn=arn,
+                code_dir=code[0] if code else None,
             )
         return functions
 
     def _stack_resolver(self, stack_name: str) -> Resolver:
         """Resolve Ref / GetAtt / Sub in a template fragment with moto's map of the deployed stack."""
-        from moto.cloudformation.models import cloudformation_backends
-
         backend = cloudformation_backends[ACCOUNT_ID][self.region]
         stack = next(
             (s for s in backend.stacks.values() if s.name == stack_name and s.status != "DELETE_COMPLETE"),

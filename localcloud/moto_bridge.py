@@ -23,6 +23,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.models import dynamodb_backends
+from moto.events import notifications as events_notifications
+from moto.kinesis.models import kinesis_backends
+from moto.s3 import notifications as s3_notifications
+from moto.sns.models import Subscription
+from moto.sqs.models import sqs_backends
+
 from localcloud.invocation import InvocationResult, TooManyRequestsError
 
 LOG = logging.getLogger(__name__)
@@ -40,23 +49,32 @@ class FunctionDispatcher(Protocol):
         ...
 
 
-_active: FunctionDispatcher | None = None
-_install_lock = threading.Lock()
-_installed = False
+class _BridgeState:
+    """Which dispatcher is active, and whether moto is patched yet."""
+
+    def __init__(self) -> None:
+        self.dispatcher: FunctionDispatcher | None = None
+        self.installed = False
+        self.lock = threading.Lock()
+
+
+_state = _BridgeState()
+
+
+def _active() -> FunctionDispatcher | None:
+    return _state.dispatcher
 
 
 def activate(dispatcher: FunctionDispatcher) -> None:
     """Route moto's function invocations to ``dispatcher`` (installs the patches on first use)."""
-    global _active
     _install()
-    _active = dispatcher
+    _state.dispatcher = dispatcher
 
 
 def deactivate(dispatcher: FunctionDispatcher) -> None:
     """Stop routing to ``dispatcher`` (moto's own behaviour returns)."""
-    global _active
-    if _active is dispatcher:
-        _active = None
+    if _state.dispatcher is dispatcher:
+        _state.dispatcher = None
 
 
 def sns_lambda_event(
@@ -64,6 +82,7 @@ def sns_lambda_event(
     topic_arn: str,
     message: str,
     message_id: str,
+    *,
     subject: str | None,
     message_attributes: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -99,10 +118,10 @@ def sns_lambda_event(
 
 def detach_builtin_pollers() -> None:
     """Empty moto's per-queue / per-table / per-stream mapping hooks in every account and region."""
-    from moto.dynamodb.models import dynamodb_backends
-    from moto.kinesis.models import kinesis_backends
-    from moto.sqs.models import sqs_backends
 
+    sqs: Any
+    dynamodb: Any
+    kinesis: Any
     for _, _, sqs in sqs_backends.iter_backends():
         for queue in sqs.queues.values():
             queue.lambda_event_source_mappings.clear()
@@ -116,26 +135,23 @@ def detach_builtin_pollers() -> None:
 
 
 def _install() -> None:
-    global _installed
-    with _install_lock:
-        if _installed:
+    with _state.lock:
+        if _state.installed:
             return
         _patch_invoke()
         _patch_sns()
         _patch_s3()
         _patch_events()
         _patch_mappings()
-        _installed = True
+        _state.installed = True
 
 
 def _patch_invoke() -> None:
-    from moto.awslambda.models import LambdaFunction
-    from moto.core.exceptions import JsonRESTError
 
     original = LambdaFunction.invoke
 
     def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
-        dispatcher = _active
+        dispatcher = _active()
         if dispatcher is None:
             return original(self, body, request_headers, response_headers)
         event = json.loads(body) if body else {}
@@ -161,12 +177,11 @@ def _patch_invoke() -> None:
 
 
 def _patch_sns() -> None:
-    from moto.sns.models import Subscription
 
     original = Subscription.publish
 
     def publish(self: Any, message: str, message_id: str, *args: Any, **kwargs: Any) -> None:
-        dispatcher = _active
+        dispatcher = _active()
         if dispatcher is None or self.protocol != "lambda":
             original(self, message, message_id, *args, **kwargs)
             return
@@ -175,59 +190,58 @@ def _patch_sns() -> None:
         matcher = getattr(self, "_filter_policy_matcher", None)
         if matcher is not None and not matcher.matches(attributes, message):
             return
-        event = sns_lambda_event(self.arn, self.topic.arn, message, message_id, subject, attributes)
+        event = sns_lambda_event(
+            self.arn, self.topic.arn, message, message_id, subject=subject, message_attributes=attributes
+        )
         dispatcher.invoke_async(self.endpoint, event, "sns")
 
     Subscription.publish = publish  # type: ignore[method-assign]
 
 
 def _patch_s3() -> None:
-    from moto.s3 import notifications
 
-    original: Callable[..., None] = notifications._invoke_awslambda
+    original: Callable[..., None] = s3_notifications._invoke_awslambda
 
     def invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
-        dispatcher = _active
+        dispatcher = _active()
         if dispatcher is None:
             original(account_id, event_body, fn_arn, region_name)
             return
         dispatcher.invoke_async(fn_arn, event_body, "s3")
 
-    notifications._invoke_awslambda = invoke_awslambda
+    s3_notifications._invoke_awslambda = invoke_awslambda
 
 
 def _patch_events() -> None:
-    from moto.events import notifications
 
-    original: Callable[..., None] = notifications._invoke_lambda
+    original: Callable[..., None] = events_notifications._invoke_lambda
 
     def invoke_lambda(account_id: str, fn_arn: str, event: Any) -> None:
-        dispatcher = _active
+        dispatcher = _active()
         if dispatcher is None:
             original(account_id, fn_arn, event)
             return
         dispatcher.invoke_async(fn_arn, event, "events")
 
-    notifications._invoke_lambda = invoke_lambda
+    events_notifications._invoke_lambda = invoke_lambda
 
 
 def _patch_mappings() -> None:
-    from moto.awslambda.models import LambdaBackend
 
     original_create = LambdaBackend.create_event_source_mapping
     original_update = LambdaBackend.update_event_source_mapping
 
     def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
         mapping = original_create(self, spec)
-        if _active is not None:
+        if _active() is not None:
             detach_builtin_pollers()
         return mapping
 
     def update_event_source_mapping(self: Any, mapping_uuid: str, spec: dict[str, Any]) -> Any:
         mapping = original_update(self, mapping_uuid, spec)
-        if _active is not None:
+        if _active() is not None:
             detach_builtin_pollers()
         return mapping
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
-    LambdaBackend.update_event_source_mapping = update_event_source_mapping  # type: ignore[method-assign]
+    LambdaBackend.update_event_source_mapping = update_event_source_mapping  # type: ignore[method-assign,assignment]

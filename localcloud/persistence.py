@@ -17,6 +17,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from moto.backends import get_backend
+from moto.core.base_backend import BackendDict
+from moto.moto_api._internal.models import moto_api_backend
+
 LOG = logging.getLogger(__name__)
 
 STATE_FILE = "moto-state.pickle"
@@ -44,8 +48,6 @@ class _StatePickler(pickle.Pickler):
 
 def reset_moto() -> None:
     """Forget everything moto holds in this process."""
-    from moto.moto_api._internal.models import moto_api_backend
-
     moto_api_backend.reset()
 
 
@@ -58,10 +60,9 @@ class StateStore:
 
     def save(self) -> int:
         """Write the state atomically; returns the number of bytes written."""
-        from moto.core.base_backend import BackendDict
-
         snapshot: dict[str, dict[str, dict[str, Any]]] = {}
-        for backend_dict in list(BackendDict._instances):
+        instances: list[Any] = list(BackendDict._instances)  # type: ignore[misc]
+        for backend_dict in instances:
             accounts = {
                 account: dict(regions.items()) for account, regions in backend_dict.items() if len(regions)
             }
@@ -79,10 +80,8 @@ class StateStore:
         """Install the saved backends into moto; False when there is nothing saved."""
         if not self.path.exists():
             return False
-        from moto.backends import get_backend
-
         with self.path.open("rb") as handle:
-            snapshot: dict[str, dict[str, dict[str, Any]]] = pickle.load(handle)  # noqa: S301 - our own file
+            snapshot: dict[str, dict[str, dict[str, Any]]] = pickle.load(handle)
         for service_name, accounts in snapshot.items():
             try:
                 backend_dict: Any = get_backend(service_name)  # type: ignore[call-overload]

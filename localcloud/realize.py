@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -52,7 +53,7 @@ def subscribe_sns(item: SkippedResource, context: DeployContext) -> str | None:
     for name in _SUBSCRIPTION_ATTRIBUTES:
         if name in properties:
             value = properties[name]
-            attributes[name] = value if isinstance(value, str) else _json(value)
+            attributes[name] = value if isinstance(value, str) else json.dumps(value)
     request: dict[str, Any] = {
         "TopicArn": properties["TopicArn"],
         "Protocol": properties["Protocol"],
@@ -140,9 +141,3 @@ def apply_bucket_notifications(result: DeployResult, context: DeployContext) -> 
             Bucket=result.resources[logical_id],
             NotificationConfiguration=bucket_notification_request(resolved),
         )
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)

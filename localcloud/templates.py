@@ -8,18 +8,21 @@ from typing import Any
 
 import yaml
 
+# Typed loosely so the module checks the same with or without PyYAML's type stubs.
+_SafeLoader: Any = yaml.SafeLoader
 
-class TemplateLoader(yaml.SafeLoader):
+
+class TemplateLoader(_SafeLoader):  # type: ignore[misc,unused-ignore]
     """A SafeLoader that turns ``!Ref x`` into ``{"Ref": "x"}`` and ``!Sub s`` into ``{"Fn::Sub": s}``."""
 
 
-def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Any:
+def _construct_intrinsic(loader: Any, tag_suffix: str, node: Any) -> Any:
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     if tag_suffix == "Ref":
         return {"Ref": value}
     if tag_suffix == "Condition":
@@ -31,9 +34,9 @@ def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.No
     return {f"Fn::{tag_suffix}": value}
 
 
-def _construct_timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+def _construct_timestamp_as_text(loader: Any, node: Any) -> Any:
     # CloudFormation treats an unquoted 2010-09-09 as text, not as a date.
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
+    return loader.construct_scalar(node)
 
 
 TemplateLoader.add_multi_constructor("!", _construct_intrinsic)
@@ -52,7 +55,7 @@ def parse_template(text: str) -> dict[str, Any]:
     if stripped.startswith("{"):
         document: Any = json.loads(text)
     else:
-        document = yaml.load(text, Loader=TemplateLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=TemplateLoader)
     if not isinstance(document, dict):
         raise ValueError("a template must be a mapping at the top level")
     return document

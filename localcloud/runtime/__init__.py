@@ -74,7 +74,9 @@ class LambdaRuntime:
             pool = self._pools.get(spec.name)
             if pool is None or pool.spec != spec:
                 retired = pool
-                pool = FunctionPool(spec, self._settings, self._log_for(spec.name), self._queue_when_throttled)
+                pool = FunctionPool(
+                    spec, self._settings, self._log_for(spec.name), self._queue_when_throttled
+                )
                 self._pools[spec.name] = pool
         if retired is not None:
             retired.close()

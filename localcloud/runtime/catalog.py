@@ -35,7 +35,8 @@ class FunctionCatalog:
 
     def lookup(self, function: str) -> FunctionSpec:
         """The current spec of ``function`` (name, ARN or qualified ARN)."""
-        from moto.awslambda.models import lambda_backends
+        # Imported here so that the runtime package stays cheap to import.
+        from moto.awslambda.models import lambda_backends  # noqa: PLC0415
 
         region = self.region
         if function.startswith("arn:"):
@@ -65,7 +66,9 @@ class FunctionCatalog:
         if registered is not None:
             return registered
         code_bytes: bytes = getattr(fn, "code_bytes", b"") or b""
-        target = self._unpack_dir / (str(getattr(fn, "code_sha_256", "")) or fn.function_name).replace("/", "_")
+        target = self._unpack_dir / (str(getattr(fn, "code_sha_256", "")) or fn.function_name).replace(
+            "/", "_"
+        )
         if not target.is_dir():
             target.mkdir(parents=True, exist_ok=True)
             if code_bytes:

@@ -26,7 +26,7 @@ class CloudWatchLogsSink:
         if not lines:
             return
         try:
-            from moto.logs.models import logs_backends
+            from moto.logs.models import logs_backends  # noqa: PLC0415 - keeps the runtime cheap to import
 
             backend = logs_backends[ACCOUNT_ID][self.region]
             if (group, stream) not in self._known_streams:

@@ -75,8 +75,9 @@ class FunctionPool:
                     self._busy += 1
                     return None
                 if not self._queue_when_throttled:
+                    limit = self.spec.max_concurrency
                     raise TooManyRequestsError(
-                        f"Rate Exceeded: {self.spec.name} is at its concurrency limit ({self.spec.max_concurrency})"
+                        f"Rate Exceeded: {self.spec.name} is at its concurrency limit ({limit})"
                     )
                 self._condition.wait()
 

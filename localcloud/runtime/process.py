@@ -8,6 +8,7 @@ its pool replaces it on the next invocation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -87,7 +88,9 @@ def _exit_description(returncode: int | None) -> str:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        readable = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed", "SIGABRT": "aborted"}.get(name, name)
+        readable = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed", "SIGABRT": "aborted"}.get(
+            name, name
+        )
         return f"signal: {readable}"
     return f"exit status {returncode}"
 
@@ -109,7 +112,14 @@ class WorkerProcess:
         self._response_read, response_write = os.pipe()
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-u", str(WORKER_SCRIPT), str(request_read), str(response_write), str(spec.code_dir)],
+                [
+                    sys.executable,
+                    "-u",
+                    str(WORKER_SCRIPT),
+                    str(request_read),
+                    str(response_write),
+                    str(spec.code_dir),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -305,10 +315,8 @@ class WorkerProcess:
         """End the worker at once (SIGKILL to its process group, so its children go too)."""
         self.alive = False
         if self._process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self._process.wait(timeout=5.0)
         self._reader.join(timeout=1.0)
         self._close_pipes()
@@ -316,24 +324,14 @@ class WorkerProcess:
     def stop(self) -> None:
         """End the worker gracefully: closing its request pipe makes it exit."""
         if self._process.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 self._requests.close()
-            except OSError:
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                pass
         self.kill()
 
     def _close_pipes(self) -> None:
-        for stream in (self._requests, self._responses):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        if self._process.stdout is not None:
-            try:
-                self._process.stdout.close()
-            except OSError:
-                pass
+        for stream in (self._requests, self._responses, self._process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()

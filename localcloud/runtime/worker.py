@@ -62,7 +62,9 @@ def _load_handler(handler_spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise _InitError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
+        raise _InitError(
+            "Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}"
+        ) from exc
     handler = getattr(module, function_name, None)
     if handler is None:
         raise _InitError(

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from moto.events.models import events_backends
+
 from localcloud.aws import ACCOUNT_ID
 
 LOG = logging.getLogger(__name__)
@@ -27,9 +29,14 @@ LOG = logging.getLogger(__name__)
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-_MONTHS = {name: i + 1 for i, name in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split())}
+_MONTHS = {
+    name: i + 1
+    for i, name in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    )
+}
 # EventBridge numbers weekdays 1-7 from Sunday.
-_WEEKDAYS = {name: i + 1 for i, name in enumerate("SUN MON TUE WED THU FRI SAT".split())}
+_WEEKDAYS = {name: i + 1 for i, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
 _MAX_SEARCH_DAYS = 366 * 5
 
 
@@ -52,7 +59,9 @@ class RateSchedule:
         return moment + timedelta(seconds=self.period_s * time_scale)
 
 
-def _parse_field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> frozenset[int] | None:
+def _parse_field(
+    text: str, low: int, high: int, names: dict[str, int] | None = None
+) -> frozenset[int] | None:
     """One cron field → the allowed values, or None for ``*`` / ``?`` (anything)."""
     if text in ("*", "?"):
         return None
@@ -99,7 +108,9 @@ class CronSchedule:
         """Parse the six space-separated fields."""
         fields = body.split()
         if len(fields) != 6:
-            raise ValueError(f"cron({body}) needs 6 fields: minutes hours day-of-month month day-of-week year")
+            raise ValueError(
+                f"cron({body}) needs 6 fields: minutes hours day-of-month month day-of-week year"
+            )
         return cls(
             minutes=_parse_field(fields[0], 0, 59),
             hours=_parse_field(fields[1], 0, 23),
@@ -214,8 +225,6 @@ class ScheduleRunner:
                 LOG.exception("schedule rules tick failed")
 
     def _rules(self) -> list[Any]:
-        from moto.events.models import events_backends
-
         backend = events_backends[ACCOUNT_ID][self._region]
         rules: list[Any] = []
         for bus in backend.event_buses.values():

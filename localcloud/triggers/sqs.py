@@ -60,7 +60,8 @@ class SqsMapping:
             queue_arn=mapping["EventSourceArn"],
             batch_size=int(mapping.get("BatchSize") or 10),
             batching_window_s=float(mapping.get("MaximumBatchingWindowInSeconds") or 0),
-            report_batch_item_failures="ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (mapping.get("FunctionResponseTypes") or []),
             enabled=state in ("Enabled", "Enabling", "Creating", "Updating"),
         )
 
@@ -153,7 +154,9 @@ class SqsMappingPoller:
         """The queue's URL (looked up once)."""
         if self._queue_url is None:
             _, _, _, _, account, name = self.mapping.queue_arn.split(":", 5)
-            self._queue_url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            self._queue_url = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+                "QueueUrl"
+            ]
         return self._queue_url
 
     def _loop(self) -> None:
@@ -205,7 +208,9 @@ class SqsMappingPoller:
                 remaining = window_ends - time.monotonic()
                 if remaining <= 0:
                     break
-                more = self._receive(mapping.batch_size - len(batch), min(_RECEIVE_WAIT_S, max(0, int(remaining))))
+                more = self._receive(
+                    mapping.batch_size - len(batch), min(_RECEIVE_WAIT_S, max(0, int(remaining)))
+                )
                 if not more:
                     if remaining < 1:
                         self._stop.wait(min(remaining, 0.1))

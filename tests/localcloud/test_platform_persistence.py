@@ -24,7 +24,9 @@ def test_data_and_stacks_survive_a_restart(tmp_path):
         kinesis.get_waiter("stream_exists").wait(StreamName="laps")
         for n in range(3):
             kinesis.put_record(StreamName="laps", Data=f"lap-{n}".encode(), PartitionKey="5400802")
-        first.client("dynamodb").put_item(TableName=deployed.outputs["TableName"], Item={"pk": {"S": "racer-101"}})
+        first.client("dynamodb").put_item(
+            TableName=deployed.outputs["TableName"], Item={"pk": {"S": "racer-101"}}
+        )
         first.client("sqs").send_message(QueueUrl=deployed.outputs["QueueUrl"], MessageBody="finish line")
     assert (state_dir / "moto-state.pickle").exists()
 
@@ -43,7 +45,9 @@ def test_data_and_stacks_survive_a_restart(tmp_path):
             TableName=deployed.outputs["TableName"], Key={"pk": {"S": "racer-101"}}
         )
         assert item["Item"]["pk"]["S"] == "racer-101"
-        messages = second.client("sqs").receive_message(QueueUrl=deployed.outputs["QueueUrl"], WaitTimeSeconds=1)
+        messages = second.client("sqs").receive_message(
+            QueueUrl=deployed.outputs["QueueUrl"], WaitTimeSeconds=1
+        )
         assert [m["Body"] for m in messages["Messages"]] == ["finish line"]
         # And the stack is updated in place, its function still runnable from its folder
         again = second.deploy(TEMPLATE, "keep")

@@ -103,7 +103,9 @@ def test_boto3_inside_a_handler_reaches_the_local_endpoint(cloud, outputs):
     result = cloud.invoke(name, {"write_item": "from-handler"})
 
     assert result.ok, result.payload
-    item = cloud.client("dynamodb").get_item(TableName=outputs["TableName"], Key={"pk": {"S": "from-handler"}})
+    item = cloud.client("dynamodb").get_item(
+        TableName=outputs["TableName"], Key={"pk": {"S": "from-handler"}}
+    )
     assert item["Item"]["pk"]["S"] == "from-handler"
 
 
@@ -143,7 +145,11 @@ def test_raised_exception_returns_lambda_error_object_and_keeps_the_worker(cloud
 
 @pytest.mark.parametrize(
     ("how", "exit_description"),
-    [("sys.exit", "exit status 3"), ("os._exit", "exit status 7"), ("segfault", "signal: segmentation fault")],
+    [
+        ("sys.exit", "exit status 3"),
+        ("os._exit", "exit status 7"),
+        ("segfault", "signal: segmentation fault"),
+    ],
 )
 def test_exiting_or_crashing_handler_is_reported_and_replaced(cloud, outputs, how, exit_description):
     name = outputs["FailingFunctionName"]

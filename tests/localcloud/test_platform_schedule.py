@@ -43,7 +43,14 @@ def test_cron_next_firing(expression, expected):
 
 @pytest.mark.parametrize(
     "expression",
-    ["rate(0 minutes)", "rate(1 fortnight)", "cron(0 18 * * *)", "cron(0 25 * * ? *)", "cron(0 10 L * ? *)", "every day"],
+    [
+        "rate(0 minutes)",
+        "rate(1 fortnight)",
+        "cron(0 18 * * *)",
+        "cron(0 25 * * ? *)",
+        "cron(0 10 L * ? *)",
+        "every day",
+    ],
 )
 def test_invalid_or_unsupported_expressions_are_rejected(expression):
     with pytest.raises(ValueError):
@@ -82,8 +89,13 @@ def test_runner_fires_due_rules_on_an_injected_clock(monkeypatch):
     recorder = _Recorder()
     runner = ScheduleRunner(recorder, "us-east-1", clock=lambda: now[0])
     rules = [
-        _Rule("rate(1 minute)", [{"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "Input": '{"a": 1}'}]),
-        _Rule("rate(1 minute)", [{"Arn": "arn:aws:lambda:us-east-1:123456789012:function:g"}], state="DISABLED"),
+        _Rule(
+            "rate(1 minute)",
+            [{"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "Input": '{"a": 1}'}],
+        ),
+        _Rule(
+            "rate(1 minute)", [{"Arn": "arn:aws:lambda:us-east-1:123456789012:function:g"}], state="DISABLED"
+        ),
     ]
     monkeypatch.setattr(runner, "_rules", lambda: rules)
 

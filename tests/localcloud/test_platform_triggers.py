@@ -68,7 +68,9 @@ def test_sns_publish_invokes_subscribed_function_with_sns_event(cloud, outputs, 
 
     # Then the function receives Lambda's SNS event
     def sns_events() -> list[dict[str, Any]]:
-        return recorded_matching(record_dir, lambda e: e.get("Records", [{}])[0].get("EventSource") == "aws:sns")
+        return recorded_matching(
+            record_dir, lambda e: e.get("Records", [{}])[0].get("EventSource") == "aws:sns"
+        )
 
     record = wait_for(sns_events)[0]["Records"][0]
     assert record["EventVersion"] == "1.0"
@@ -97,7 +99,9 @@ def test_s3_notifications_reach_function_queue_and_topic(cloud, outputs, record_
 
     # Then the function gets an S3 event for its prefix only
     def s3_events() -> list[dict[str, Any]]:
-        return recorded_matching(record_dir, lambda e: e.get("Records", [{}])[0].get("eventSource") == "aws:s3")
+        return recorded_matching(
+            record_dir, lambda e: e.get("Records", [{}])[0].get("eventSource") == "aws:s3"
+        )
 
     events = wait_for(s3_events)
     # Keys arrive URL-encoded, as on AWS (moto also encodes "/", which AWS leaves as it is).
@@ -125,7 +129,8 @@ def test_sqs_mapping_deletes_successes_and_retries_reported_failures(cloud, outp
     sqs = cloud.client("sqs")
     bodies = ["ok-1", "flaky-2", "ok-3", "flaky-4", "ok-5"]
     sqs.send_message_batch(
-        QueueUrl=outputs["WorkQueueUrl"], Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)]
+        QueueUrl=outputs["WorkQueueUrl"],
+        Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)],
     )
 
     # When the mapping has drained the queue
