@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -267,3 +269,39 @@ def test_lambda_invoke_api_runs_the_function(cloud, outputs):
 def test_unknown_function_raises_not_found(cloud, outputs):
     with pytest.raises(FunctionNotFoundError):
         cloud.invoke("no-such-function", {})
+
+
+def test_function_created_through_the_api_runs_from_its_zip(cloud, outputs):
+    # Given a function created with a real zip, not by a deploy
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("shout.py", "def handler(event, context):\n    return event['text'].upper()\n")
+    role = cloud.client("iam").create_role(
+        RoleName="shouter-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    cloud.client("lambda").create_function(
+        FunctionName="shouter",
+        Runtime="python3.11",
+        Role=role,
+        Handler="shout.handler",
+        Code={"ZipFile": archive.getvalue()},
+    )
+
+    # When it is invoked
+    result = cloud.invoke("shouter", {"text": "sprint"})
+
+    # Then its code ran from the unpacked zip
+    assert result.ok, result.payload
+    assert result.payload == "SPRINT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -168,6 +169,29 @@ def test_asynchronous_invoke_api_runs_the_function(cloud, outputs, record_dir):
 
     assert response["StatusCode"] == 202
     assert wait_for(lambda: recorded_matching(record_dir, lambda e: e == {"source": "async"}))
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_kinesis_mapping_from_the_template_is_driven_by_the_mapping_engine(cloud, outputs, record_dir):
+    if cloud.mapping_engine is None:
+        pytest.skip("localcloud.esm is not available")
+    kinesis = cloud.client("kinesis")
+    for n in range(3):
+        kinesis.put_record(
+            StreamName=outputs["LapStreamName"], Data=f"lap-{n}".encode(), PartitionKey="5400802"
+        )
+
+    assert cloud.wait_for_mappings(timeout=30)
+
+    def kinesis_records() -> list[dict[str, Any]]:
+        events = recorded_matching(
+            record_dir, lambda e: e.get("Records", [{}])[0].get("eventSource") == "aws:kinesis"
+        )
+        return [r for e in events for r in e["Records"]]
+
+    records = wait_for(lambda: len(kinesis_records()) >= 3 and kinesis_records())
+    assert sorted(base64.b64decode(r["kinesis"]["data"]) for r in records) == [b"lap-0", b"lap-1", b"lap-2"]
 
 
 def _result(payload: Any, function_error: str | None = None) -> InvocationResult:
