@@ -1,10 +1,12 @@
 """DynamoDB implementation of the :class:`~leaderboard.domain.ports.RaceStore` port.
 
-Writes are optimistic: a merge reads the race summary and the touched buckets, folds the delta in,
-and writes them back in one transaction whose every item is conditioned on the version it read. A
-concurrent writer (a retry racing a new batch, a reshard's parent and child) makes the transaction
-fail its condition; the merge then re-reads and tries again, so both updates land. Merging a delta
-whose seconds are all counted already writes nothing.
+Writes are optimistic: every item carries a version, and each write is a put conditioned on the
+version that was read. A concurrent writer (a retry racing a new batch, a reshard's parent and child)
+makes the condition fail; the merge then re-reads and folds again, so both updates land. Merging a
+delta whose seconds are all counted already writes nothing.
+
+Single-item conditional puts rather than one transaction: they cost half the write units, and the
+summary records each bucket's counts at the bucket's version, so it converges without atomicity.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -21,6 +23,7 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from leaderboard.adapters.items import (
+    BUCKET_FORMAT,
     BUCKET_PREFIX,
     BY_STATUS_INDEX,
     META_SK,
@@ -28,6 +31,7 @@ from leaderboard.adapters.items import (
     bucket_scores,
     bucket_sk,
     class_pk,
+    encode_scores,
     iso,
     n,
     pb_rank_key,
@@ -36,11 +40,18 @@ from leaderboard.adapters.items import (
     race_pk,
     race_to_item,
     s,
-    score_to_attr,
 )
 from leaderboard.domain.ports import MergeOutcome
-from leaderboard.domain.race import BucketChange, FinalResult, RaceDelta, RaceSummary, apply_to_bucket
-from leaderboard.domain.scoring import RacerScore
+from leaderboard.domain.race import (
+    BucketChange,
+    BucketCount,
+    FinalResult,
+    RaceDelta,
+    RaceSummary,
+    apply_to_bucket,
+    merge_bucket_counts,
+)
+from leaderboard.domain.scoring import RacerDelta, RacerScore
 
 T = TypeVar("T")
 
@@ -53,15 +64,19 @@ _TRANSIENT = {
     "ServiceUnavailable",
     "TransactionInProgressException",
 }
-_MAX_TRANSACTION_ITEMS = 100  # DynamoDB's TransactWriteItems limit; one slot is the race summary
 
 
 class MergeConflictError(RuntimeError):
     """A merge kept losing optimistic-concurrency races; the caller should retry the batch."""
 
 
-class _VersionConflictError(Exception):
-    """Another writer changed an item between our read and our write."""
+@dataclass(frozen=True)
+class _MergedBucket:
+    """A bucket after the delta was folded in."""
+
+    scores: dict[int, RacerScore]
+    count: BucketCount
+    written: bool
 
 
 @dataclass(frozen=True)
@@ -158,117 +173,154 @@ class DynamoRaceStore:
     # -- merge ------------------------------------------------------------------------------------
 
     def merge(self, delta: RaceDelta) -> MergeOutcome:
-        """Fold a race delta into storage (idempotent, safe under concurrent merges)."""
-        groups = delta.by_bucket()
+        """Fold a race delta into storage (idempotent, safe under concurrent merges).
+
+        Phase one folds the delta into each touched bucket with a conditional put on the bucket's
+        version; racers whose score changes and who are final (or whose race is closed) are offered
+        as personal bests just before their bucket is written. Phase two records every touched
+        bucket's counts in the race summary, again with a conditional put. A crash between the
+        phases is healed by the retry: the buckets no longer change, but phase two still sees their
+        newer versions and updates the summary.
+        """
+        race = self.get_race(delta.race_id)
+        buckets, bests = self._merge_buckets(delta, race)
+        race_after, written = self._merge_summary(delta, buckets, race)
+        written += sum(1 for b in buckets.values() if b.written)
+        return MergeOutcome(race=race_after, items_written=written, personal_bests=bests)
+
+    def _merge_buckets(
+        self, delta: RaceDelta, race: RaceSummary | None
+    ) -> tuple[dict[int, _MergedBucket], int]:
+        merged: dict[int, _MergedBucket] = {}
+        bests = 0
+        closed = race is not None and race.closed
+        class_id = race.class_id if race else delta.class_id
+        pending = delta.by_bucket()
         for attempt in range(self._retry.attempts):
-            race, buckets = self._read_race(delta.race_id, list(groups))
-            changes = {b: apply_to_bucket(buckets[b][1] if b in buckets else {}, groups[b]) for b in groups}
-            closed = race is not None and race.closed
-            final_scores = tuple(
-                changes[b].scores[racer_id]
-                for b, racers in groups.items()
-                for racer_id in racers
-                if closed or changes[b].scores[racer_id].final
-            )
-            changed = {b: c for b, c in changes.items() if c.changed}
-            if race is not None and not changed:
-                return MergeOutcome(race=race, items_written=0, final_scores=final_scores)
-            try:
-                race_after, written = self._write(delta, race, buckets, changed)
-            except _VersionConflictError:
-                self._sleep(self._retry.delay(attempt))
-                continue
-            return MergeOutcome(race=race_after, items_written=written, final_scores=final_scores)
+            stored = self._read_buckets(delta.race_id, list(pending))
+            conflicts: dict[int, dict[int, RacerDelta]] = {}
+            for bucket, racers in pending.items():
+                version, scores = stored.get(bucket, (None, {}))
+                change = apply_to_bucket(scores, racers)
+                new_version = version or 0
+                if change.changed:
+                    new_version += 1
+                    now = self._clock()
+                    bests += self.record_results(
+                        [
+                            FinalResult(class_id, rid, sc.name, delta.race_id, sc.total, now)
+                            for rid in racers
+                            if (sc := change.scores[rid]) is not scores.get(rid) and (sc.final or closed)
+                        ]
+                    )
+                    item = self._bucket_item(delta, bucket, change, new_version)
+                    try:
+                        self._call(partial(self._ddb.put_item, **self._versioned_put(item, version)))
+                    except ClientError as exc:
+                        if not _is_condition_failure(exc):
+                            raise
+                        conflicts[bucket] = racers  # someone else wrote it: re-read and fold again
+                        continue
+                finished = sum(1 for s in change.scores.values() if s.final)
+                merged[bucket] = _MergedBucket(
+                    scores=change.scores,
+                    count=BucketCount(racers=len(change.scores), finished=finished, version=new_version),
+                    written=change.changed,
+                )
+            if not conflicts:
+                return merged, bests
+            pending = conflicts
+            self._sleep(self._retry.delay(attempt))
         raise MergeConflictError(f"race {delta.race_id}: too many concurrent updates, giving up for now")
 
-    def _read_race(
-        self, race_id: int, bucket_ids: list[int]
-    ) -> tuple[RaceSummary | None, dict[int, tuple[int, dict[int, RacerScore]]]]:
-        """The race summary and the given buckets as (version, scores), read consistently."""
-        keys = [{"pk": s(race_pk(race_id)), "sk": s(META_SK)}]
-        keys += [{"pk": s(race_pk(race_id)), "sk": s(bucket_sk(b))} for b in bucket_ids]
-        race: RaceSummary | None = None
-        buckets: dict[int, tuple[int, dict[int, RacerScore]]] = {}
-        for item in self._batch_get(keys):
-            if item["sk"]["S"] == META_SK:
-                race = race_from_item(item)
-            else:
-                buckets[int(item["bucket"]["N"])] = (int(item["version"]["N"]), bucket_scores(item))
-        return race, buckets
-
-    def _write(
-        self,
-        delta: RaceDelta,
-        race: RaceSummary | None,
-        buckets: Mapping[int, tuple[int, dict[int, RacerScore]]],
-        changed: Mapping[int, BucketChange],
+    def _merge_summary(
+        self, delta: RaceDelta, buckets: Mapping[int, _MergedBucket], read: RaceSummary | None
     ) -> tuple[RaceSummary, int]:
-        """Write changed buckets plus the summary, in transactions of at most 100 items."""
-        now = self._clock()
+        observed = {b: merged.count for b, merged in buckets.items()}
         max_second = max((d.last_second for d in delta.racers.values()), default=0)
-        current = race
-        written = 0
-        # A new race with no changed bucket still gets its summary written: one empty chunk.
-        bucket_ids: list[int | None] = list(sorted(changed)) or [None]
-        per_tx = _MAX_TRANSACTION_ITEMS - 1
-        for start in range(0, len(bucket_ids), per_tx):
-            chunk = [b for b in bucket_ids[start : start + per_tx] if b is not None]
-            after = RaceSummary(
-                race_id=delta.race_id,
-                class_id=current.class_id if current else delta.class_id,
-                racers=(current.racers if current else 0) + sum(changed[b].new_racers for b in chunk),
-                finished_racers=(current.finished_racers if current else 0)
-                + sum(changed[b].newly_final for b in chunk),
-                updated_at=now,
-                version=(current.version if current else 0) + 1,
-                closed=current.closed if current else False,
-                first_device_ts=min(current.first_device_ts, delta.first_device_ts)
-                if current and current.first_device_ts
-                else delta.first_device_ts,
-                last_device_ts=max(current.last_device_ts if current else 0, delta.last_device_ts),
-                max_second=max(current.max_second if current else 0, max_second),
-            )
-            items = [self._bucket_put(delta, b, buckets.get(b), changed[b]) for b in chunk]
-            items.append(self._conditional_put(race_to_item(after), current.version if current else None))
+        for attempt in range(self._retry.attempts):
+            # The summary read before the buckets is fresh enough for a first try; the version
+            # condition catches anything that changed since.
+            current = read if attempt == 0 else self.get_race(delta.race_id)
+            counts = merge_bucket_counts(current.buckets if current else {}, observed)
+            if current is not None:
+                after = replace(
+                    current,
+                    buckets=counts,
+                    racers=sum(c.racers for c in counts.values()),
+                    finished_racers=sum(c.finished for c in counts.values()),
+                    first_device_ts=min(
+                        current.first_device_ts or delta.first_device_ts, delta.first_device_ts
+                    ),
+                    last_device_ts=max(current.last_device_ts, delta.last_device_ts),
+                    max_second=max(current.max_second, max_second),
+                )
+                if after == current:
+                    return current, 0  # a replay: nothing new to record
+                after = replace(after, version=current.version + 1, updated_at=self._clock())
+            else:
+                after = RaceSummary(
+                    race_id=delta.race_id,
+                    class_id=delta.class_id,
+                    racers=sum(c.racers for c in counts.values()),
+                    finished_racers=sum(c.finished for c in counts.values()),
+                    updated_at=self._clock(),
+                    version=1,
+                    first_device_ts=delta.first_device_ts,
+                    last_device_ts=delta.last_device_ts,
+                    max_second=max_second,
+                    buckets=counts,
+                )
             try:
-                self._call(partial(self._ddb.transact_write_items, TransactItems=items))
+                self._call(
+                    partial(
+                        self._ddb.put_item,
+                        **self._versioned_put(race_to_item(after), current.version if current else None),
+                    )
+                )
             except ClientError as exc:
-                if _is_condition_failure(exc):
-                    raise _VersionConflictError from exc
-                raise
-            written += len(items)
-            current = after
-        assert current is not None
-        return current, written
+                if not _is_condition_failure(exc):
+                    raise
+                self._sleep(self._retry.delay(attempt))
+                continue
+            return after, 1
+        raise MergeConflictError(
+            f"race {delta.race_id}: the summary kept changing under us, giving up for now"
+        )
 
-    def _bucket_put(
-        self,
-        delta: RaceDelta,
-        bucket: int,
-        stored: tuple[int, dict[int, RacerScore]] | None,
-        change: BucketChange,
-    ) -> dict[str, Any]:
-        version = stored[0] if stored else None
-        item: Item = {
+    def _read_buckets(
+        self, race_id: int, bucket_ids: list[int]
+    ) -> dict[int, tuple[int, dict[int, RacerScore]]]:
+        """The given buckets as (version, scores), read consistently."""
+        keys = [{"pk": s(race_pk(race_id)), "sk": s(bucket_sk(b))} for b in bucket_ids]
+        return {
+            int(item["bucket"]["N"]): (int(item["version"]["N"]), bucket_scores(item))
+            for item in self._batch_get(keys)
+        }
+
+    @staticmethod
+    def _bucket_item(delta: RaceDelta, bucket: int, change: BucketChange, version: int) -> Item:
+        return {
             "pk": s(race_pk(delta.race_id)),
             "sk": s(bucket_sk(bucket)),
             "raceId": n(delta.race_id),
             "classId": n(delta.class_id),
             "bucket": n(bucket),
-            "version": n((version or 0) + 1),
-            "racers": {"M": {str(rid): score_to_attr(sc) for rid, sc in change.scores.items()}},
+            "version": n(version),
+            "fmt": n(BUCKET_FORMAT),
+            "racers": {"B": encode_scores(change.scores)},
         }
-        return self._conditional_put(item, version)
 
-    def _conditional_put(self, item: Item, expected_version: int | None) -> dict[str, Any]:
+    def _versioned_put(self, item: Item, expected_version: int | None) -> dict[str, Any]:
+        """PutItem arguments that succeed only if the item is still at ``expected_version``."""
         if expected_version is None:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-        else:
-            condition = {
-                "ConditionExpression": "version = :expected",
-                "ExpressionAttributeValues": {":expected": n(expected_version)},
-            }
-        return {"Put": {"TableName": self._table, "Item": item, **condition}}
+            return {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+        return {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": "version = :expected",
+            "ExpressionAttributeValues": {":expected": n(expected_version)},
+        }
 
     # -- results and closing ------------------------------------------------------------------------
 

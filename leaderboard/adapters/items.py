@@ -14,10 +14,14 @@ class personal best     CLASS#<class> / PB#<racer:012>   ByClass: CLASS#<class> 
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from leaderboard.domain.race import RaceSummary
+import orjson
+
+from leaderboard.domain.race import BucketCount, RaceSummary
 from leaderboard.domain.scoring import RacerScore, seen_from_bytes, seen_to_bytes
 
 Item = dict[str, Any]  # a DynamoDB item in the low-level attribute-value format
@@ -100,6 +104,9 @@ def race_to_item(race: RaceSummary) -> Item:
         "firstDeviceTimestamp": n(race.first_device_ts),
         "lastDeviceTimestamp": n(race.last_device_ts),
         "maxSecond": n(race.max_second),
+        "buckets": {
+            "M": {str(b): {"L": [n(c.racers), n(c.finished), n(c.version)]} for b, c in race.buckets.items()}
+        },
         "gsi1pk": s(class_pk(race.class_id)),
         "gsi1sk": s(race_gsi_sk(race.race_id)),
         "gsi2pk": s(f"STATUS#{status}"),
@@ -120,37 +127,57 @@ def race_from_item(item: Item) -> RaceSummary:
         first_device_ts=int(item.get("firstDeviceTimestamp", {"N": "0"})["N"]),
         last_device_ts=int(item.get("lastDeviceTimestamp", {"N": "0"})["N"]),
         max_second=int(item.get("maxSecond", {"N": "0"})["N"]),
+        buckets={
+            int(b): BucketCount(*(int(v["N"]) for v in c["L"]))
+            for b, c in item.get("buckets", {}).get("M", {}).items()
+        },
     )
 
 
-def score_to_attr(score: RacerScore) -> dict[str, Any]:
-    """One racer inside a bucket's ``racers`` map."""
-    return {
-        "M": {
-            "n": s(score.name),
-            "t": n(score.total),
-            "s": n(score.last_second),
-            "o": n(score.last_output),
-            "f": {"BOOL": score.final},
-            "b": {"B": seen_to_bytes(score.seen)},
-        }
-    }
+BUCKET_FORMAT = 1
 
 
-def score_from_attr(racer_id: int, attr: dict[str, Any]) -> RacerScore:
-    """Inverse of :func:`score_to_attr`."""
-    m = attr["M"]
-    return RacerScore(
-        racer_id=racer_id,
-        name=m["n"]["S"],
-        total=int(m["t"]["N"]),
-        seen=seen_from_bytes(bytes(m["b"]["B"])),
-        last_second=int(m["s"]["N"]),
-        last_output=int(m["o"]["N"]),
-        final=bool(m["f"]["BOOL"]),
-    )
+def encode_scores(scores: Mapping[int, RacerScore]) -> bytes:
+    """A bucket's racers as one compact binary attribute.
+
+    One zlib-compressed JSON array per bucket rather than a map of maps: DynamoDB bills by bytes and
+    attribute names count, and the seconds bitmaps (runs of set bits) compress well. Each racer is
+    ``[racerId, name, total, lastSecond, lastOutput, final, seenBitmapHex]``.
+    """
+    rows = [
+        [
+            sc.racer_id,
+            sc.name,
+            sc.total,
+            sc.last_second,
+            sc.last_output,
+            sc.final,
+            seen_to_bytes(sc.seen).hex(),
+        ]
+        for sc in scores.values()
+    ]
+    return zlib.compress(orjson.dumps(rows), 1)
+
+
+def decode_scores(data: bytes) -> dict[int, RacerScore]:
+    """Inverse of :func:`encode_scores`."""
+    scores: dict[int, RacerScore] = {}
+    for racer_id, name, total, last_second, last_output, final, seen in orjson.loads(zlib.decompress(data)):
+        scores[racer_id] = RacerScore(
+            racer_id=racer_id,
+            name=name,
+            total=total,
+            seen=seen_from_bytes(bytes.fromhex(seen)),
+            last_second=last_second,
+            last_output=last_output,
+            final=final,
+        )
+    return scores
 
 
 def bucket_scores(item: Item) -> dict[int, RacerScore]:
     """The racers stored in a bucket item."""
-    return {int(k): score_from_attr(int(k), v) for k, v in item.get("racers", {}).get("M", {}).items()}
+    fmt = int(item.get("fmt", {"N": "0"})["N"])
+    if fmt != BUCKET_FORMAT:
+        raise ValueError(f"bucket {item.get('sk')} has unknown format {fmt}")
+    return decode_scores(bytes(item["racers"]["B"]))

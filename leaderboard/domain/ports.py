@@ -16,16 +16,18 @@ class MergeOutcome:
 
     race: RaceSummary
     items_written: int
-    # Scores after the merge of the delta's racers that are final (or of every racer of a closed
-    # race): candidates for the class's personal bests.
-    final_scores: tuple[RacerScore, ...]
+    personal_bests: int = 0  # class personal bests this merge improved
 
 
 class RaceStore(Protocol):
     """Race standings storage with idempotent, concurrency-safe merges."""
 
     def merge(self, delta: RaceDelta) -> MergeOutcome:
-        """Fold a race delta into storage; safe to repeat and to run concurrently with other merges."""
+        """Fold a race delta into storage; safe to repeat and to run concurrently with other merges.
+
+        Racers that are final (or in a closed race) and whose score changes are offered as class
+        personal bests before their new score is stored, so a crash in between cannot lose the offer.
+        """
         ...
 
     def record_results(self, results: Sequence[FinalResult]) -> int:

@@ -99,8 +99,33 @@ def apply_to_bucket(scores: Mapping[int, RacerScore], deltas: Mapping[int, Racer
 
 
 @dataclass(frozen=True)
+class BucketCount:
+    """How many racers (and finished racers) a bucket held at a given bucket version."""
+
+    racers: int
+    finished: int
+    version: int
+
+
+def merge_bucket_counts(
+    recorded: Mapping[int, BucketCount], observed: Mapping[int, BucketCount]
+) -> dict[int, BucketCount]:
+    """Newest count per bucket. Versions only grow, so stale observations never win."""
+    merged = dict(recorded)
+    for bucket, count in observed.items():
+        mine = merged.get(bucket)
+        if mine is None or count.version > mine.version:
+            merged[bucket] = count
+    return merged
+
+
+@dataclass(frozen=True)
 class RaceSummary:
-    """A race as listed by the API and watched by the race closer."""
+    """A race as listed by the API and watched by the race closer.
+
+    ``racers`` and ``finished_racers`` are the sums of ``buckets``, the per-bucket counts recorded
+    at each bucket's latest version.
+    """
 
     race_id: int
     class_id: int
@@ -112,6 +137,7 @@ class RaceSummary:
     first_device_ts: int = 0
     last_device_ts: int = 0
     max_second: int = 0
+    buckets: Mapping[int, BucketCount] = field(default_factory=dict)
 
     @property
     def status(self) -> RaceStatus:

@@ -41,11 +41,7 @@ def results_for(race: RaceSummary, scores: tuple[RacerScore, ...] | list[RacerSc
 
 
 def apply_window(store: RaceStore, window: WindowAccumulator) -> WindowReport:
-    """Merge every race of the window, then offer finished racers' totals as personal bests.
-
-    Personal bests are offered on every merge that touches a finished racer (not only the first),
-    so a crash between the merge and the personal-best write is repaired by the retry.
-    """
+    """Merge every race of the window (the store also offers finished racers' personal bests)."""
     report = WindowReport()
     for delta in window.races.values():
         outcome = store.merge(delta)
@@ -53,8 +49,7 @@ def apply_window(store: RaceStore, window: WindowAccumulator) -> WindowReport:
         report.messages += delta.messages
         report.items_written += outcome.items_written
         report.summaries.append(outcome.race)
-        if outcome.final_scores:
-            report.personal_bests += store.record_results(results_for(outcome.race, outcome.final_scores))
+        report.personal_bests += outcome.personal_bests
     return report
 
 

@@ -278,3 +278,36 @@ def test_handler_entry_point_uses_its_environment(
         aggregator_handler.aggregator.cache_clear()
     assert response == {"batchItemFailures": []}
     assert stack.totals() == {1: output(1, 1)}
+
+
+class CrashOnBucketPut:
+    """Fails the first put of a standings bucket, as a crash right after the personal-best write."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.crashed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if not self.crashed and kwargs["Item"]["sk"]["S"].startswith("BUCKET#"):
+            self.crashed = True
+            raise RuntimeError("crash")
+        return self._client.put_item(**kwargs)
+
+
+def test_a_crash_after_the_personal_best_loses_nothing_on_retry(stack: Stack) -> None:
+    crashing = DynamoRaceStore(CrashOnBucketPut(stack.ddb), stack.table)
+    delta = RaceDelta(race_id=RACE, class_id=3)
+    for m in (message(1, 1), message(1, 2, event="final")):
+        delta.add(RacerMessage.model_validate(m))
+    with pytest.raises(RuntimeError):
+        crashing.merge(delta)
+    outcome = crashing.merge(delta)  # Lambda's retry of the same batch
+    assert outcome.race.finished_racers == 1
+    assert stack.totals() == {1: output(1, 1) + output(1, 2)}
+    pb = stack.ddb.get_item(
+        TableName=stack.table, Key={"pk": {"S": "CLASS#3"}, "sk": {"S": "PB#000000000001"}}
+    )
+    assert int(pb["Item"]["best"]["N"]) == output(1, 1) + output(1, 2)
