@@ -31,6 +31,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
 from localcloud.aws import ACCOUNT_ID, FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
+from localcloud.runtime.spec import PLACEHOLDER_MEMBER
 from localcloud.templates import load_template
 
 LOG = logging.getLogger(__name__)
@@ -128,9 +129,10 @@ def folder_digest(folder: Path) -> str:
 
 def _placeholder_zip(code_dir: Path, key: str) -> bytes:
     # The key carries the folder's digest, so the zip (and moto's CodeSha256) changes with the code.
+    # The folder is recorded in the zip too: after a restart the runtime finds it there.
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("LOCALCLOUD.txt", f"localcloud runs this function from {code_dir}\n{key}\n")
+        archive.writestr(PLACEHOLDER_MEMBER, json.dumps({"code_dir": str(code_dir), "key": key}))
     return buffer.getvalue()
 
 

@@ -13,7 +13,7 @@ from localcloud.aws import DEFAULT_REGION, FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCES
 from localcloud.invocation import InvocationResult
 from localcloud.runtime.catalog import FunctionCatalog
 from localcloud.runtime.logs import CloudWatchLogsSink, FunctionLog
-from localcloud.runtime.pool import FunctionPool
+from localcloud.runtime.pool import FunctionPool, PoolClosedError
 from localcloud.runtime.process import WorkerSettings
 from localcloud.runtime.spec import DEFAULT_MAX_CONCURRENCY, FunctionSpec
 
@@ -63,8 +63,14 @@ class LambdaRuntime:
 
     def invoke(self, function: str, event: Any) -> InvocationResult:
         """Invoke ``function`` (name or ARN) synchronously with ``event``."""
-        spec = self.catalog.lookup(function)
-        return self._pool_for(spec).invoke(event)
+        for _ in range(3):
+            spec = self.catalog.lookup(function)
+            try:
+                return self._pool_for(spec).invoke(event)
+            except PoolClosedError:
+                # A redeploy retired the pool between lookup and start: look the function up again.
+                continue
+        raise RuntimeError(f"{function} keeps being redeployed or the runtime is stopping")
 
     def _pool_for(self, spec: FunctionSpec) -> FunctionPool:
         retired: FunctionPool | None = None

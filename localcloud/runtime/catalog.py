@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import zipfile
 from collections.abc import Iterable
@@ -11,7 +12,7 @@ from typing import Any
 
 from localcloud.aws import ACCOUNT_ID
 from localcloud.invocation import FunctionNotFoundError
-from localcloud.runtime.spec import FunctionSpec
+from localcloud.runtime.spec import PLACEHOLDER_MEMBER, FunctionSpec
 
 
 class FunctionCatalog:
@@ -66,6 +67,9 @@ class FunctionCatalog:
         if registered is not None:
             return registered
         code_bytes: bytes = getattr(fn, "code_bytes", b"") or b""
+        placeholder = _placeholder_source(code_bytes)
+        if placeholder is not None:
+            return placeholder
         target = self._unpack_dir / (str(getattr(fn, "code_sha_256", "")) or fn.function_name).replace(
             "/", "_"
         )
@@ -75,6 +79,20 @@ class FunctionCatalog:
                 with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
                     archive.extractall(target)
         return target
+
+
+def _placeholder_source(code_bytes: bytes) -> Path | None:
+    """The source folder a deploy recorded in its placeholder zip, if this is one."""
+    if not code_bytes:
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
+            if PLACEHOLDER_MEMBER not in archive.namelist():
+                return None
+            recorded = json.loads(archive.read(PLACEHOLDER_MEMBER))
+    except (zipfile.BadZipFile, ValueError):
+        return None
+    return Path(recorded["code_dir"])
 
 
 def _int_or_none(value: Any) -> int | None:

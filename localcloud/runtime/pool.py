@@ -12,6 +12,10 @@ from localcloud.runtime.process import WorkerProcess, WorkerSettings
 from localcloud.runtime.spec import FunctionSpec
 
 
+class PoolClosedError(RuntimeError):
+    """The pool was retired (redeploy or stop) before the invocation got a worker."""
+
+
 class FunctionPool:
     """Hands each invocation a warm worker, starting new ones up to the function's concurrency.
 
@@ -67,7 +71,7 @@ class FunctionPool:
         with self._condition:
             while True:
                 if self._closed:
-                    raise RuntimeError(f"function {self.spec.name} was redeployed or stopped")
+                    raise PoolClosedError(f"function {self.spec.name} was redeployed or stopped")
                 if self._idle:
                     self._busy += 1
                     return self._idle.pop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The member of a deploy's placeholder code zip that names the function's real source folder.
+PLACEHOLDER_MEMBER = "localcloud-source.json"
 # Unreserved functions get this many concurrent execution environments at most.
 DEFAULT_MAX_CONCURRENCY = 10
 

@@ -216,7 +216,12 @@ class SqsMappingPoller:
                         self._stop.wait(min(remaining, 0.1))
                     continue
             batch.extend(more)
-        return batch
+        # A message whose visibility timeout ran out while the window was open comes back with a new
+        # receipt handle; keep it once, with the newest handle.
+        unique: dict[str, dict[str, Any]] = {}
+        for message in batch:
+            unique[message["MessageId"]] = message
+        return list(unique.values())
 
     def _process(self, batch: list[dict[str, Any]]) -> None:
         mapping = self.mapping

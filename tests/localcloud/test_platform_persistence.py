@@ -49,11 +49,12 @@ def test_data_and_stacks_survive_a_restart(tmp_path):
             QueueUrl=deployed.outputs["QueueUrl"], WaitTimeSeconds=1
         )
         assert [m["Body"] for m in messages["Messages"]] == ["finish line"]
-        # And the stack is updated in place, its function still runnable from its folder
+        # And the function runs from its folder before any redeploy
+        assert second.invoke(deployed.outputs["FunctionName"], {"n": 1}).payload["event"] == {"n": 1}
+        # And a redeploy updates the same stack in place
         again = second.deploy(TEMPLATE, "keep")
         assert again.updated and again.stack_id == deployed.stack_id
         assert again.outputs == deployed.outputs
-        assert second.invoke(deployed.outputs["FunctionName"], {"n": 1}).ok
 
 
 def test_without_a_state_folder_nothing_is_kept(tmp_path):

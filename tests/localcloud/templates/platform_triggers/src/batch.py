@@ -16,5 +16,12 @@ def handler(event, context):
             failures.append({"itemIdentifier": record["messageId"]})
             continue
         entry = {"body": record["body"], "receive_count": receive_count, "batch_size": len(event["Records"])}
-        (folder / f"batch-{uuid.uuid4().hex}.json").write_text(json.dumps(entry))
+        write_atomically(folder / f"batch-{uuid.uuid4().hex}.json", json.dumps(entry))
     return {"batchItemFailures": failures}
+
+
+def write_atomically(path, text):
+    """Readers polling the folder never see a half-written file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)

@@ -9,5 +9,12 @@ from pathlib import Path
 def handler(event, context):
     folder = Path(os.environ["RECORD_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"recorder-{uuid.uuid4().hex}.json").write_text(json.dumps(event))
+    write_atomically(folder / f"recorder-{uuid.uuid4().hex}.json", json.dumps(event))
     return {"recorded": True}
+
+
+def write_atomically(path, text):
+    """Readers polling the folder never see a half-written file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
