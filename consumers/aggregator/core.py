@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
@@ -71,11 +72,12 @@ class WindowAggregator:
             return {"state": {}, "batchItemFailures": failures}, summary
 
         # Lambda ends a window whose state passes 1 MB; writing early keeps us well under that.
-        if window.state_size() > self._budget:
+        state = window.to_state()
+        if len(orjson.dumps(state)) > self._budget:
             summary.report = apply_window(self._store, window)
             summary.flushed = summary.early_flush = True
             return {"state": {}, "batchItemFailures": failures}, summary
-        return {"state": window.to_state(), "batchItemFailures": failures}, summary
+        return {"state": state, "batchItemFailures": failures}, summary
 
     def _accumulate(
         self, records: list[dict[str, Any]], window: WindowAccumulator, summary: InvocationSummary

@@ -26,21 +26,23 @@ class RacerDelta:
     name: str
     outputs: dict[int, int] = field(default_factory=dict)
     final_second: int | None = None
+    # The latest second in ``outputs`` (-1 when empty), kept up to date so adding stays O(1).
+    last_second: int = -1
+
+    def __post_init__(self) -> None:
+        if self.outputs and self.last_second < 0:
+            self.last_second = max(self.outputs)
 
     def add(self, second: int, output: int, *, name: str, final: bool) -> None:
         """Record one message's contribution."""
         previous = self.outputs.get(second)
         if previous is None or output > previous:
             self.outputs[second] = output
-        if self.outputs and second >= max(self.outputs):
+        if second >= self.last_second:
+            self.last_second = second
             self.name = name
         if final and (self.final_second is None or second > self.final_second):
             self.final_second = second
-
-    @property
-    def last_second(self) -> int:
-        """The latest second in this delta (-1 when empty)."""
-        return max(self.outputs, default=-1)
 
     def join(self, other: RacerDelta) -> RacerDelta:
         """The union of two deltas; commutative, associative and idempotent."""
