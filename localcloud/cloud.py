@@ -15,7 +15,7 @@ from localcloud.aws import DEFAULT_REGION, make_client
 from localcloud.deploy import Deployer, DeployResult
 from localcloud.invocation import InvocationResult
 from localcloud.persistence import StateStore, reset_moto
-from localcloud.realize import SKIPPED_HANDLERS, apply_bucket_notifications
+from localcloud.realize import PRE_DEPLOY_HANDLERS, SKIPPED_HANDLERS, apply_bucket_notifications
 from localcloud.runtime import LambdaRuntime
 from localcloud.server import LocalEndpoint
 from localcloud.triggers.dispatch import AsyncInvoker
@@ -113,6 +113,7 @@ class LocalCloud:
             self.region,
             skipped_handlers=SKIPPED_HANDLERS,
             post_deploy=[apply_bucket_notifications],
+            pre_deploy_handlers=PRE_DEPLOY_HANDLERS,
         )
         self._sqs = SqsTrigger(self._runtime, self.client, self.region)
         self._schedules = ScheduleRunner(self._async, self.region, time_scale=self._schedule_time_scale)

@@ -31,6 +31,7 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
 from localcloud.aws import ACCOUNT_ID, FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
+from localcloud.dynamic_refs import resolve_dynamic_references
 from localcloud.runtime.spec import PLACEHOLDER_MEMBER
 from localcloud.templates import load_template
 
@@ -107,6 +108,15 @@ def stand_in_id(stack_name: str, logical_id: str) -> str:
     """A stable, id-shaped stand-in physical id for a resource localcloud stripped."""
     digest = hashlib.sha1(f"{stack_name}/{logical_id}".encode(), usedforsecurity=False).hexdigest()
     return digest[:10]
+
+
+def _stand_in_for(stack_name: str, logical_id: str, resource_type: str, definition: dict[str, Any]) -> str:
+    if resource_type == "AWS::SecretsManager::Secret":
+        # A secret's Ref is its ARN on AWS; its name works in every Secrets Manager call, and
+        # localcloud creates the secret under exactly this name.
+        name = definition.get("Properties", {}).get("Name")
+        return name if isinstance(name, str) else f"{stack_name}-{logical_id}"
+    return stand_in_id(stack_name, logical_id)
 
 
 def folder_digest(folder: Path) -> str:
@@ -272,15 +282,17 @@ def strip_unsupported(
     stripped = copy.deepcopy(template)
     resources: dict[str, Any] = stripped.get("Resources", {})
     unsupported = unsupported_resource_types(resources)
-    skipped = [
-        SkippedResource(
-            logical_id=logical_id,
-            resource_type=resource_type,
-            definition=resources.pop(logical_id),
-            physical_id=stand_in_id(stack_name, logical_id),
+    skipped = []
+    for logical_id, resource_type in unsupported.items():
+        definition = resources.pop(logical_id)
+        skipped.append(
+            SkippedResource(
+                logical_id=logical_id,
+                resource_type=resource_type,
+                definition=definition,
+                physical_id=_stand_in_for(stack_name, logical_id, resource_type, definition),
+            )
         )
-        for logical_id, resource_type in unsupported.items()
-    ]
     replacer = _ReferenceReplacer({s.logical_id: s.physical_id for s in skipped})
     for logical_id, resource in list(resources.items()):
         depends_on = resource.get("DependsOn")
@@ -317,6 +329,12 @@ class DeployContext:
 
 
 SkippedHandler = Callable[[SkippedResource, DeployContext], str | None]
+
+
+def _as_is(node: Any) -> Any:
+    return node
+
+
 PostDeployStep = Callable[[DeployResult, DeployContext], None]
 
 
@@ -329,11 +347,13 @@ class Deployer:
         region: str,
         skipped_handlers: Mapping[str, SkippedHandler] | None = None,
         post_deploy: Iterable[PostDeployStep] = (),
+        pre_deploy_handlers: Mapping[str, SkippedHandler] | None = None,
     ) -> None:
         self._client = client
         self.region = region
         self._skipped_handlers = dict(skipped_handlers or {})
         self._post_deploy = list(post_deploy)
+        self._pre_deploy_handlers = dict(pre_deploy_handlers or {})
 
     def deploy(
         self, template_path: Path, stack_name: str, parameters: Mapping[str, str] | None = None
@@ -346,6 +366,13 @@ class Deployer:
         translated = translate(prepared, parameters, self.region)
         deployable, skipped = strip_unsupported(translated, stack_name)
         self._upload_placeholders(preparer)
+        # Some stripped resources must exist before the stack (secrets read by dynamic references).
+        early = DeployContext(client=self._client, region=self.region, stack_name=stack_name, resolve=_as_is)
+        for item in skipped:
+            handler = self._pre_deploy_handlers.get(item.resource_type)
+            if handler is not None:
+                item.handled_by = handler(item, early)
+        deployable = resolve_dynamic_references(deployable, self._client)
 
         updated = self._create_or_update(stack_name, deployable, parameters)
         cloudformation = self._client("cloudformation")
@@ -364,6 +391,8 @@ class Deployer:
             client=self._client, region=self.region, stack_name=stack_name, resolve=resolve
         )
         for item in skipped:
+            if item.handled_by is not None:
+                continue
             handler = self._skipped_handlers.get(item.resource_type)
             if handler is None:
                 LOG.info("nothing in localcloud serves %s (%s)", item.logical_id, item.resource_type)

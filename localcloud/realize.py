@@ -4,6 +4,8 @@
 * ``AWS::CloudWatch::Alarm`` (no moto model): created with PutMetricAlarm.
 * ``AWS::SQS::QueuePolicy`` / ``AWS::SNS::TopicPolicy`` / ``AWS::Lambda::EventInvokeConfig``:
   accepted; policies are not enforced locally.
+* ``AWS::SecretsManager::Secret`` (no moto model): created before the stack under its stand-in
+  name, so ``Ref`` and ``{{resolve:secretsmanager:...}}`` both work.
 * S3 buckets' ``NotificationConfiguration`` (moto ignores the property): applied with
   PutBucketNotificationConfiguration, so moto's notifications (routed to the runtime) fire.
 """
@@ -83,10 +85,58 @@ def put_alarm(item: SkippedResource, context: DeployContext) -> str | None:
     return "cloudwatch:PutMetricAlarm"
 
 
+_PASSWORD_OPTIONS = (
+    "PasswordLength",
+    "ExcludeCharacters",
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "ExcludeLowercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+)
+
+
+def create_secret(item: SkippedResource, context: DeployContext) -> str | None:
+    """Create the secret under its stand-in name before the stack, keeping an existing value."""
+    properties = item.definition.get("Properties", {})
+    secrets = context.client("secretsmanager")
+    try:
+        secrets.describe_secret(SecretId=item.physical_id)
+        return "secretsmanager:CreateSecret"
+    except secrets.exceptions.ResourceNotFoundException:
+        pass
+    if isinstance(properties.get("SecretString"), str):
+        value = properties["SecretString"]
+    else:
+        generate = properties.get("GenerateSecretString", {})
+        options = {name: generate[name] for name in _PASSWORD_OPTIONS if name in generate}
+        if "PasswordLength" in options:
+            options["PasswordLength"] = int(options["PasswordLength"])
+        password = secrets.get_random_password(**options)["RandomPassword"]
+        template, key = generate.get("SecretStringTemplate"), generate.get("GenerateStringKey")
+        if isinstance(template, str) and isinstance(key, str):
+            document = json.loads(template)
+            document[key] = password
+            value = json.dumps(document)
+        else:
+            value = password
+    request: dict[str, Any] = {"Name": item.physical_id, "SecretString": value}
+    if isinstance(properties.get("Description"), str):
+        request["Description"] = properties["Description"]
+    secrets.create_secret(**request)
+    return "secretsmanager:CreateSecret"
+
+
 def accept_policy(item: SkippedResource, context: DeployContext) -> str | None:
     """Policies and async invoke settings are recorded only: localcloud does not enforce IAM."""
     return "not enforced locally"
 
+
+# Run before the stack is created: the stack may read these through dynamic references.
+PRE_DEPLOY_HANDLERS: dict[str, SkippedHandler] = {
+    "AWS::SecretsManager::Secret": create_secret,
+}
 
 SKIPPED_HANDLERS: dict[str, SkippedHandler] = {
     "AWS::SNS::Subscription": subscribe_sns,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,6 +116,31 @@ def test_redeploy_updates_environment_and_code(cloud, project):
     assert payload["greeting"] == "howdy"
     assert payload["version"] == "2"
     assert payload["invocations"] == 1  # a fresh worker
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_secrets_exist_before_the_stack_and_dynamic_references_resolve(cloud, project):
+    # When a template with a generated secret read through {{resolve:secretsmanager:...}} is deployed
+    first = cloud.deploy(project / "template.yaml", "basic")
+    name = first.outputs["FunctionName"]
+    env = cloud.client("lambda").get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+
+    # Then the secret exists under the id its Ref gave, and the reference became its value
+    secret = json.loads(
+        cloud.client("secretsmanager").get_secret_value(SecretId=env["SECRET_ID"])["SecretString"]
+    )
+    assert secret["user"] == "racer"
+    assert len(secret["password"]) == 20 and secret["password"].isalnum()
+    assert env["API_PASSWORD"] == secret["password"]
+    skipped = {item.logical_id: item for item in first.skipped}
+    assert skipped["ApiKeySecret"].handled_by == "secretsmanager:CreateSecret"
+    # And a redeploy keeps the generated value
+    cloud.deploy(project / "template.yaml", "basic")
+    env_again = cloud.client("lambda").get_function_configuration(FunctionName=name)["Environment"][
+        "Variables"
+    ]
+    assert env_again["API_PASSWORD"] == secret["password"]
 
 
 @pytest.mark.integration
