@@ -1,0 +1,109 @@
+"""What the terminal shows: the live race screen and the result tables (pure rendering)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from alleycat.standings import RaceBoard
+from simulator import RaceSpec, RunnerStats
+
+
+@dataclass
+class Throughput:
+    """Messages per second over the last few seconds (the runner reports a whole-run average)."""
+
+    window_seconds: float = 5.0
+    _samples: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def add(self, sent: int, now: float | None = None) -> float:
+        """Record the sent counter; return the recent rate."""
+        now = time.monotonic() if now is None else now
+        self._samples.append((now, sent))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.window_seconds:
+            self._samples.popleft()
+        (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def _clock(seconds: int) -> str:
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+def standings_table(title: str, rows: Sequence[Mapping[str, Any]], limit: int = 10) -> Table:
+    """A top-N table of standings rows as the API and the topics carry them."""
+    table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
+    table.add_column("#", justify="right", style="bold")
+    table.add_column("racer", justify="right", style="dim")
+    table.add_column("name")
+    table.add_column("total output", justify="right", style="cyan")
+    table.add_column("last output", justify="right")
+    table.add_column("second", justify="right", style="dim")
+    for row in rows[:limit]:
+        table.add_row(
+            str(row["rank"]),
+            str(row["racerId"]),
+            str(row["name"]),
+            f"{row['totalOutput']:,.2f}",
+            f"{row.get('output', 0):,.2f}",
+            str(row.get("second", "")),
+        )
+    if not rows:
+        table.add_row("", "", Text("waiting for the first standings…", style="italic dim"), "", "", "")
+    return table
+
+
+def race_screen(
+    specs: Sequence[RaceSpec],
+    stats: RunnerStats | None,
+    rate: float,
+    boards: Mapping[int, RaceBoard],
+    *,
+    target: str,
+    max_boards: int = 3,
+) -> RenderableType:
+    """The live screen: clock and progress, send counters, and each race's top 10 from MQTT."""
+    duration = specs[0].duration
+    second = stats.race_second if stats else 0
+    sent = stats.sent if stats else 0
+    header = Table.grid(padding=(0, 2))
+    header.add_column()
+    header.add_column()
+    header.add_row(
+        Text(f"race clock {_clock(second)} / {_clock(duration)}", style="bold"),
+        ProgressBar(total=duration, completed=second, width=40),
+    )
+    counters = Text.assemble(
+        ("sent ", "dim"),
+        (f"{sent:,}", "bold"),
+        ("   msg/s ", "dim"),
+        (f"{rate:,.0f}", "bold green"),
+        ("   retries ", "dim"),
+        (f"{stats.retried if stats else 0:,}", "yellow"),
+        ("   failed ", "dim"),
+        (f"{stats.failed if stats else 0:,}", "red" if stats and stats.failed else "bold"),
+    )
+    if stats and stats.failures_by_code:
+        counters.append("   " + ", ".join(f"{code} {n}" for code, n in stats.failures_by_code.items()), "red")
+    parts: list[RenderableType] = [header, counters]
+    for spec in specs[:max_boards]:
+        board = boards.get(spec.race_id)
+        body = board.body if board else {}
+        lag = f" · last update {board.lags[-1]:.1f} s behind the racers" if board and board.lags else ""
+        title = (
+            f"race {spec.race_id} · class {spec.class_id} · {board.status if board else 'waiting'}"
+            f" · {board.updates if board else 0} updates over MQTT{lag}"
+        )
+        parts.append(standings_table(title, body.get("standings", [])))
+    if len(specs) > max_boards:
+        parts.append(Text(f"(+{len(specs) - max_boards} more races)", style="dim"))
+    return Panel(Group(*parts), title=f"Alleycat · {len(specs)} race(s) · {target}", border_style="blue")
