@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -78,6 +78,8 @@ class LocalCloud:
         self._sync_thread: threading.Thread | None = None
         self.deployments: dict[str, DeployResult] = {}
         self.restored = False
+        self._deploy_listeners: list[Callable[[DeployResult], None]] = []
+        self._stop_listeners: list[Callable[[], None]] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -137,6 +139,11 @@ class LocalCloud:
         if self not in _running:
             return
         try:
+            for listener in reversed(self._stop_listeners):
+                try:
+                    listener()
+                except Exception:
+                    LOG.exception("a stop listener failed")
             self._sync_stop.set()
             if self._sync_thread is not None:
                 self._sync_thread.join(timeout=5)
@@ -227,7 +234,22 @@ class LocalCloud:
         if self._engine is not None:
             self._engine.sync()
         self.deployments[stack_name] = result
+        for listener in list(self._deploy_listeners):
+            listener(result)
         return result
+
+    # -- extension points for other local servers -----------------------------------------------
+    def on_deploy(self, listener: Callable[[DeployResult], None]) -> None:
+        """Call ``listener`` after every deploy (e.g. to serve the stack's skipped resources)."""
+        self._deploy_listeners.append(listener)
+
+    def on_stop(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` first thing in :meth:`stop` (listeners run newest first)."""
+        self._stop_listeners.append(listener)
+
+    def mount(self, prefix: str, app: Any) -> str:
+        """Serve a WSGI ``app`` under ``prefix`` on the endpoint's port; returns its base URL."""
+        return self._endpoint.mount(prefix, app)
 
     def invoke(self, function: str, event: Any) -> InvocationResult:
         """Invoke a function (name or ARN) synchronously."""

@@ -8,20 +8,56 @@ The server runs in this process, so localcloud can also reach moto's backends di
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from moto.server import ThreadedMotoServer
 
 from localcloud.aws import DEFAULT_REGION
 
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class _PrefixDispatcher:
+    """Sends requests under a mounted path prefix to that app, everything else to moto."""
+
+    def __init__(self, default: WsgiApp, mounts: dict[str, WsgiApp]) -> None:
+        self.default = default
+        self.mounts = mounts
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        for prefix, app in self.mounts.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return app(environ, start_response)
+        return self.default(environ, start_response)
+
 
 class LocalEndpoint:
-    """The moto server behind ``endpoint_url``; ``port=0`` picks a free port."""
+    """The moto server behind ``endpoint_url``; ``port=0`` picks a free port.
+
+    Other local servers can share the port with :meth:`mount`: requests whose path starts with the
+    prefix go to their WSGI app. S3 takes any other path as a bucket, so prefixes should be names no
+    bucket can have, such as ``/_localcloud/api`` (bucket names never start with ``_``).
+    """
 
     def __init__(self, port: int = 0, region: str = DEFAULT_REGION) -> None:
         self.region = region
         self._requested_port = port
         self._server: ThreadedMotoServer | None = None
         self._port: int | None = None
+        self._mounts: dict[str, WsgiApp] = {}
+
+    def mount(self, prefix: str, app: WsgiApp) -> str:
+        """Serve ``app`` under ``prefix`` on this endpoint; returns the prefix's URL."""
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError("a prefix starts with '/' and does not end with one, e.g. /_localcloud/api")
+        self._mounts[prefix] = app
+        return f"{self.endpoint_url}{prefix}" if self._port is not None else prefix
+
+    def unmount(self, prefix: str) -> None:
+        """Stop serving ``prefix``."""
+        self._mounts.pop(prefix, None)
 
     def start(self) -> None:
         """Start serving; returns once the socket is bound."""
@@ -31,6 +67,10 @@ class LocalEndpoint:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
         server.start()
+        # The werkzeug server reads its app per request, so wrapping it now routes every request.
+        inner = server._server
+        if inner is not None:
+            inner.app = _PrefixDispatcher(inner.app, self._mounts)
         self._server = server
         self._port = server.get_host_and_port()[1]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,27 @@ Outputs:
     }
     assert stripped["Outputs"]["RuleName"]["Value"] == ids["Rule"]
     assert all("ServerlessRestApi" not in str(r.get("DependsOn", "")) for r in stripped["Resources"].values())
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_other_servers_can_share_the_port_and_follow_deploys(cloud, project):
+    # Given a WSGI app mounted on the endpoint and a deploy listener
+    def hello(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"hello {environ['PATH_INFO']}".encode()]
+
+    url = cloud.mount("/_localcloud/hello", hello)
+    seen = []
+    cloud.on_deploy(lambda result: seen.append([s.logical_id for s in result.skipped]))
+
+    # When a stack is deployed and the mounted path is requested
+    cloud.deploy(project / "template.yaml", "basic")
+    with urllib.request.urlopen(f"{url}/world", timeout=5) as response:
+        body = response.read()
+
+    # Then the app answered on the shared port, moto still serves the rest, and the listener ran
+    assert url == f"{cloud.endpoint_url}/_localcloud/hello"
+    assert body == b"hello /_localcloud/hello/world"
+    assert cloud.client("sqs").list_queues()["QueueUrls"]
+    assert "ServerlessRestApi" in seen[0]
