@@ -1,0 +1,281 @@
+"""``ApiGatewayServer``: the deployed APIs over real HTTP on 127.0.0.1.
+
+One threaded server serves every API. An API's requests arrive either under the path prefix
+``/restapis/<apiId>`` (``http://127.0.0.1:<port>/restapis/<apiId>/<stage>/races/42``), or with the
+API's own host name, ``<apiId>.execute-api.localhost:<port>`` (``*.localhost`` resolves to this
+machine in browsers and most resolvers), where paths are exactly those on AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from localcloud.apigateway.discovery import discover_apis
+from localcloud.apigateway.gateway import ApiGateway
+from localcloud.apigateway.messages import GatewayRequest, GatewayResponse
+from localcloud.apigateway.model import DEFAULT_STAGE, Api, ApiKind
+from localcloud.aws import ACCOUNT_ID, DEFAULT_REGION
+from localcloud.invocation import Invoker
+
+if TYPE_CHECKING:
+    from localcloud.deploy import DeployResult
+
+LOG = logging.getLogger(__name__)
+
+PATH_PREFIX = "/restapis/"
+# https://<apiId>.execute-api.<region>.amazonaws.com (the URL form templates' outputs use).
+_EXECUTE_API_URL = re.compile(
+    r"https://(?P<api>[A-Za-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?"
+)
+_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+@dataclass(frozen=True)
+class ApiInfo:
+    """One served API and where to reach it.
+
+    ``base_url`` points at the API's main stage (the template's own stage; for an HTTP API with a
+    ``$default`` stage, the API's root), without a trailing slash; ``stage_urls`` has every stage.
+    ``aws_url`` is the ``https://<apiId>.execute-api.<region>.amazonaws.com`` form that stack outputs
+    carry; :meth:`ApiGatewayServer.local_url` maps it to the local one.
+    """
+
+    api_id: str
+    logical_id: str
+    stack_name: str
+    kind: ApiKind
+    title: str
+    base_url: str
+    stage_urls: dict[str, str] = field(default_factory=dict)
+    routes: tuple[str, ...] = ()
+    aws_url: str = ""
+
+
+class ApiGatewayServer:
+    """Serves the APIs of deployed stacks over HTTP, invoking their functions through ``invoker``.
+
+    The port is bound on construction, so :attr:`url` and :meth:`register` work before :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        invoker: Invoker,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        region: str = DEFAULT_REGION,
+        account_id: str = ACCOUNT_ID,
+    ) -> None:
+        self.region = region
+        self.account_id = account_id
+        self.gateway = ApiGateway(invoker, account_id)
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.front_door = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+        self._infos: dict[str, ApiInfo] = {}
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> ApiGatewayServer:
+        """Start serving on a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="apigateway",
+                daemon=True,
+            )
+            self._thread.start()
+            LOG.info("API Gateway front door on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (running invocations finish on their own)."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+        self.gateway.close()
+
+    def __enter__(self) -> ApiGatewayServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://<host>:<port>``."""
+        host = str(self._httpd.server_address[0])
+        return f"http://{host}:{self.port}"
+
+    # -- APIs -----------------------------------------------------------------------------------
+    def register(self, deploy_result: DeployResult) -> list[ApiInfo]:
+        """Serve the APIs one deployed stack declares, replacing that stack's previous ones."""
+        apis = discover_apis(deploy_result, self.region, self.account_id)
+        self.gateway.replace_stack(deploy_result.stack_name, apis)
+        infos = [self._info(api) for api in apis]
+        with self._lock:
+            self._infos = {k: v for k, v in self._infos.items() if v.stack_name != deploy_result.stack_name}
+            self._infos.update((info.api_id, info) for info in infos)
+        for info in infos:
+            LOG.info("%s API %s (%s) at %s", info.kind.value, info.logical_id, info.api_id, info.base_url)
+        return infos
+
+    def unregister(self, stack_name: str) -> None:
+        """Stop serving the APIs of ``stack_name``."""
+        self.gateway.replace_stack(stack_name, [])
+        with self._lock:
+            self._infos = {k: v for k, v in self._infos.items() if v.stack_name != stack_name}
+
+    @property
+    def apis(self) -> list[ApiInfo]:
+        """Every API being served."""
+        with self._lock:
+            return list(self._infos.values())
+
+    def base_url(self, api_id: str, stage: str | None = None) -> str:
+        """The local base URL of an API's stage (``$default``: the API's root), no trailing slash."""
+        root = f"{self.url}{PATH_PREFIX}{api_id}"
+        if stage is None or stage == DEFAULT_STAGE:
+            return root
+        return f"{root}/{stage}"
+
+    def local_url(self, text: str) -> str:
+        """``text`` with every ``https://<apiId>.execute-api.<region>.amazonaws.com`` of a served API
+        made local, e.g. a stack output ``https://abc123.execute-api.us-east-1.amazonaws.com/v1``
+        becomes ``http://127.0.0.1:<port>/restapis/abc123/v1``."""
+        with self._lock:
+            served = set(self._infos)
+
+        def replace(match: re.Match[str]) -> str:
+            api_id = match.group("api")
+            return self.base_url(api_id) if api_id in served else match.group(0)
+
+        return _EXECUTE_API_URL.sub(replace, text)
+
+    def _info(self, api: Api) -> ApiInfo:
+        stage_urls = {stage.name: self.base_url(api.api_id, stage.name) for stage in api.stages}
+        return ApiInfo(
+            api_id=api.api_id,
+            logical_id=api.logical_id,
+            stack_name=api.stack_name,
+            kind=api.kind,
+            title=api.title,
+            base_url=self.base_url(api.api_id, api.primary_stage),
+            stage_urls=stage_urls,
+            routes=tuple(route.key for route in api.routes),
+            aws_url=f"https://{api.api_id}.execute-api.{self.region}.amazonaws.com",
+        )
+
+    def dispatch(self, host: str, target: str) -> tuple[str, str, str] | None:
+        """Which API a request is for: (api id, path on the API's host, query), or None."""
+        parts = urlsplit(target)
+        path, query = parts.path or "/", parts.query
+        label = host.split(":", 1)[0].split(".", 1)[0]
+        if label and self.gateway.api(label) is not None and ".execute-api." in host:
+            return label, path, query
+        if path.startswith(PATH_PREFIX):
+            api_id, _, rest = path[len(PATH_PREFIX) :].partition("/")
+            if api_id:
+                return api_id, "/" + rest, query
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Parses one HTTP request, hands it to the gateway, writes the answer."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
+    server_version = "localcloud-apigateway"
+    sys_version = ""
+    # Idle keep-alive connections are closed after this many seconds, so stop() is never held up.
+    timeout = 30
+
+    def _serve(self) -> None:
+        front_door: ApiGatewayServer = self.server.front_door  # type: ignore[attr-defined]
+        host = self.headers.get("Host", "") or f"127.0.0.1:{front_door.port}"
+        try:
+            body = self._read_body()
+        except ValueError as exc:
+            self._write(GatewayResponse.json_message(400, str(exc)))
+            return
+        target = front_door.dispatch(host, self.path)
+        if target is None:
+            self._write(GatewayResponse.json_message(404, "Not Found"))
+            return
+        api_id, path, query = target
+        request = GatewayRequest(
+            method=self.command,
+            path=path,
+            query=query,
+            headers=tuple(self.headers.items()),
+            body=body,
+            source_ip=str(self.client_address[0]),
+            protocol=self.request_version,
+            host=host,
+        )
+        try:
+            response = front_door.gateway.handle(api_id, request)
+        except Exception:  # a bug must answer 500, not drop the connection
+            LOG.exception("handling %s %s failed", self.command, self.path)
+            response = GatewayResponse.json_message(500, "Internal server error", spaced=True)
+        self._write(response)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY_BYTES:
+            raise ValueError("Request Too Long")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                # Trailers, then the blank line that ends the body.
+                while self.rfile.readline().strip():
+                    pass
+                return b"".join(chunks)
+            total += size
+            if total > _MAX_BODY_BYTES:
+                raise ValueError("Request Too Long")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _write(self, response: GatewayResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD" and response.body:
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        LOG.debug("%s - " + format, self.client_address[0], *args)
+
+    # http.server looks handlers up as do_<METHOD>.
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
