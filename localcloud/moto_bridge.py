@@ -190,6 +190,9 @@ def _patch_sns() -> None:
         matcher = getattr(self, "_filter_policy_matcher", None)
         if matcher is not None and not matcher.matches(attributes, message):
             return
+        if kwargs.get("message_structure") == "json":
+            # The "lambda" key of a structured message, else its "default".
+            message = self._parse_message_structure(message, "lambda")
         event = sns_lambda_event(
             self.arn, self.topic.arn, message, message_id, subject=subject, message_attributes=attributes
         )

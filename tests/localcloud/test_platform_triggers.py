@@ -87,6 +87,24 @@ def test_sns_publish_invokes_subscribed_function_with_sns_event(cloud, outputs, 
 
 @pytest.mark.integration
 @pytest.mark.timeout(90)
+def test_sns_structured_message_delivers_the_lambda_variant(cloud, outputs, record_dir):
+    cloud.client("sns").publish(
+        TopicArn=outputs["TopicArn"],
+        MessageStructure="json",
+        Message=json.dumps({"default": "for everyone", "lambda": "for functions", "sqs": "for queues"}),
+    )
+
+    def messages() -> list[str]:
+        events = recorded_matching(
+            record_dir, lambda e: e.get("Records", [{}])[0].get("EventSource") == "aws:sns"
+        )
+        return [e["Records"][0]["Sns"]["Message"] for e in events]
+
+    assert "for functions" in wait_for(lambda: [m for m in messages() if m.startswith("for ")])
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
 def test_s3_notifications_reach_function_queue_and_topic(cloud, outputs, record_dir):
     s3 = cloud.client("s3")
     sqs = cloud.client("sqs")
