@@ -1,0 +1,207 @@
+"""``LocalIot``: the broker, the data plane and the rules engine, started and stopped together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from localcloud.aws import DEFAULT_REGION, make_client
+from localcloud.invocation import Invoker
+from localcloud.iot.actions import ActionServices
+from localcloud.iot.broker import BrokerStartError, Clock, MqttBroker, RetainedMessage
+from localcloud.iot.dataplane import DataPlaneServer
+from localcloud.iot.messages import IotMessage
+from localcloud.iot.rules import FailedMessage, RuleConfigError, RuleEngine, RuleInfo, RuleStats, TopicRule
+
+if TYPE_CHECKING:
+    from localcloud.deploy import DeployResult
+
+LOG = logging.getLogger(__name__)
+
+TOPIC_RULE_TYPE = "AWS::IoT::TopicRule"
+# What SkippedResource.handled_by says for the rules LocalIot runs.
+HANDLED_BY = "localcloud.iot"
+
+
+class LocalIot:
+    """Local AWS IoT Core: an MQTT broker (TCP + WebSocket), the data-plane HTTP endpoint and topic rules.
+
+    ``endpoint_url`` is the local AWS endpoint rule actions write to (Kinesis, SQS, Lambda, ...).
+    Ports 0 pick free ports. ``invoker`` (e.g. localcloud's Lambda runtime) runs Lambda actions
+    in-process; without it they go through the Lambda ``Invoke`` API (``InvocationType=Event``).
+    ``clock`` gives the time for ``timestamp()`` (seconds, like :func:`time.time`).
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        region: str = DEFAULT_REGION,
+        *,
+        host: str = "127.0.0.1",
+        mqtt_port: int = 0,
+        ws_port: int = 0,
+        data_port: int = 0,
+        invoker: Invoker | None = None,
+        start_timeout: float = 10.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.host = host
+        self.engine = RuleEngine()
+        self.broker = MqttBroker(
+            host, mqtt_port, ws_port, on_message=self._route, start_timeout=start_timeout, clock=clock
+        )
+        self.data_plane = DataPlaneServer(self, host, data_port)
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.services = ActionServices(client=self.client, invoker=invoker, publish=self._republish)
+        self._started = False
+
+    # -------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start the broker and the data plane; raise :class:`BrokerStartError` if a port is taken."""
+        if self._started:
+            raise BrokerStartError("LocalIot is already running")
+        self.broker.start()
+        try:
+            self.data_plane.start()
+        except OSError as exc:
+            self.broker.stop()
+            raise BrokerStartError(f"the IoT data plane could not listen on {self.host}: {exc}") from exc
+        self._started = True
+
+    def stop(self) -> None:
+        """Stop taking messages, let the rules finish what is queued, release the ports."""
+        if not self._started:
+            return
+        self._started = False
+        self.data_plane.stop()
+        self.broker.stop()
+        self.engine.close()
+
+    def __enter__(self) -> LocalIot:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def mqtt_url(self) -> str:
+        """``mqtt://host:port``: MQTT over TCP."""
+        return f"mqtt://{self.host}:{self.broker.mqtt_port}"
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port/mqtt``: MQTT over WebSocket (subprotocol ``mqtt``), as browsers use it."""
+        return f"ws://{self.host}:{self.broker.ws_port}/mqtt"
+
+    @property
+    def data_url(self) -> str:
+        """``http://host:port``: ``endpoint_url`` for boto3's ``iot-data`` client."""
+        return self.data_plane.url
+
+    def client(self, service_name: str) -> Any:
+        """A boto3 client for the local AWS endpoint (shared by the rule actions)."""
+        with self._clients_lock:
+            if service_name not in self._clients:
+                self._clients[service_name] = make_client(service_name, self.endpoint_url, self.region)
+            return self._clients[service_name]
+
+    # -------------------------------------------------------------------------------- messages
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> IotMessage:
+        """Publish as the data plane does: MQTT subscribers receive it and the rules see it."""
+        return self.broker.publish(topic, payload, qos=qos, retain=retain)
+
+    def retained_messages(self) -> list[RetainedMessage]:
+        """Every retained message."""
+        return self.broker.retained_messages()
+
+    def _route(self, message: IotMessage) -> None:
+        self.engine.submit(message)
+
+    def _republish(self, topic: str, payload: bytes, qos: int) -> None:
+        self.broker.publish(topic, payload, qos=qos)
+
+    # -------------------------------------------------------------------------------- rules
+
+    def register(self, result: DeployResult) -> list[RuleInfo]:
+        """(Re)load the ``AWS::IoT::TopicRule`` resources of a deployed stack, replacing its old rules.
+
+        A rule's name is its ``RuleName`` or else the stand-in id its ``Ref`` resolved to. Rules that
+        cannot run are reported with ``RuleInfo.error`` (and logged); the others run. Each loaded
+        rule's ``SkippedResource.handled_by`` becomes ``"localcloud.iot"``.
+        """
+        rules: list[TopicRule] = []
+        infos: list[RuleInfo] = []
+        source = f"stack:{result.stack_name}"
+        loaded = []
+        for item in result.skipped:
+            if item.resource_type != TOPIC_RULE_TYPE:
+                continue
+            properties = item.resolved_properties
+            if properties is None:
+                properties = item.definition.get("Properties", {}) or {}
+            name = properties.get("RuleName")
+            if not isinstance(name, str) or not name:
+                name = item.physical_id
+            where = f"{result.stack_name}/{item.logical_id}"
+            try:
+                payload = properties.get("TopicRulePayload")
+                if not isinstance(payload, Mapping):
+                    raise RuleConfigError(f"rule {name}: TopicRulePayload is missing")
+                rule = TopicRule.from_payload(name, payload, self.services, source=where)
+            except RuleConfigError as exc:
+                LOG.error("%s: topic rule not loaded: %s", where, exc)
+                infos.append(RuleInfo.failed(name, where, str(exc)))
+                continue
+            rules.append(rule)
+            loaded.append(item)
+            infos.append(RuleInfo.of(rule))
+        self.engine.replace(source, rules)
+        for item in loaded:
+            item.handled_by = HANDLED_BY
+        return infos
+
+    def unregister(self, stack_name: str) -> None:
+        """Drop the rules of a stack (e.g. when it is deleted)."""
+        self.engine.remove(f"stack:{stack_name}")
+
+    def add_rule(self, name: str, payload: Mapping[str, Any]) -> RuleInfo:
+        """Create or replace one rule from a ``TopicRulePayload`` (CloudFormation or IoT API spelling)."""
+        rule = TopicRule.from_payload(name, payload, self.services, source=f"rule:{name}")
+        self.engine.replace(f"rule:{name}", [rule])
+        return RuleInfo.of(rule)
+
+    def remove_rule(self, name: str) -> None:
+        """Delete a rule created with :meth:`add_rule`."""
+        self.engine.remove(f"rule:{name}")
+
+    def rules(self) -> list[RuleInfo]:
+        """Every loaded rule."""
+        return [RuleInfo.of(rule) for rule in self.engine.rules()]
+
+    def stats(self) -> dict[str, RuleStats]:
+        """Each rule's counters, by rule name."""
+        return self.engine.stats()
+
+    @property
+    def failures(self) -> list[FailedMessage]:
+        """Messages whose actions failed with no working error action (the latest 1000)."""
+        return list(self.engine.failures)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every rule has finished the messages it was given; False on timeout."""
+        return self.engine.wait_idle(timeout)
