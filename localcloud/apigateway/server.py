@@ -37,6 +37,12 @@ _EXECUTE_API_URL = re.compile(
 _MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
+class _FrontDoorHTTPServer(ThreadingHTTPServer):
+    # The default listen backlog of 5 drops connections when many clients connect at once.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @dataclass(frozen=True)
 class ApiInfo:
     """One served API and where to reach it.
@@ -76,8 +82,7 @@ class ApiGatewayServer:
         self.region = region
         self.account_id = account_id
         self.gateway = ApiGateway(invoker, account_id)
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _FrontDoorHTTPServer((host, port), _Handler)
         self._httpd.front_door = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
         self._infos: dict[str, ApiInfo] = {}
