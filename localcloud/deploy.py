@@ -43,7 +43,9 @@ CODE_BUCKET = "localcloud-function-code"
 # moto has models for some API Gateway resources but cannot create what SAM emits (RestApi with an
 # OpenAPI Body); localcloud serves these itself, so they are always stripped.
 LOCALLY_SERVED_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
-_SKIPPED_FOLDERS = {"__pycache__", ".git", ".venv", "node_modules", ".aws-sam", ".alleycat", ".mypy_cache"}
+# Folders that are never function code (hidden folders such as .git, .venv or a state folder are
+# skipped too), so the digest only moves when code does.
+_SKIPPED_FOLDERS = {"__pycache__", "node_modules"}
 
 
 class DeployError(RuntimeError):
@@ -126,7 +128,11 @@ def folder_digest(folder: Path) -> str:
     """
     hasher = hashlib.sha256()
     for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_FOLDERS)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in _SKIPPED_FOLDERS and not d.startswith(".") and not d.endswith(".egg-info")
+        )
         for name in sorted(files):
             path = Path(root) / name
             try:
