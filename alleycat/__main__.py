@@ -1,0 +1,7 @@
+"""``python -m alleycat``."""
+
+import sys
+
+from alleycat.cli import main
+
+sys.exit(main())

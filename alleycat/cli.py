@@ -1,0 +1,389 @@
+"""``alleycat``: run the stack locally, race on it, and read leaderboards — locally or on AWS.
+
+    alleycat up                       start localcloud with template.yaml deployed (foreground)
+    alleycat race --racers 1000       race with a live view (starts a local stack if none runs)
+    alleycat leaderboard RACE_ID      a race's leaderboard from the API
+    alleycat races [--class N]        races, newest first
+
+Every command takes ``--stack-name/--region/--profile`` to work against a deployed AWS stack
+instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from alleycat.api import ApiError, LeaderboardApi
+from alleycat.standings import StandingsFeed
+from alleycat.target import LOCAL_INFO, StackTarget, TargetError, aws_target, local_target, signed_mqtt_url
+from alleycat.view import Throughput, race_screen, standings_table
+from producers import KinesisProducer, RetryPolicy
+from simulator import MAX_RACERS, RaceRunner, RunnerStats, plan_races
+
+console = Console()
+err = Console(stderr=True)
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit code 1."""
+
+
+# -- shared options ----------------------------------------------------------------------------------
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("target (default: the local stack in .alleycat/local.json)")
+    group.add_argument("--stack-name", help="use this deployed AWS stack (outputs from CloudFormation)")
+    group.add_argument("--region", help="AWS region of --stack-name (default: the profile's)")
+    group.add_argument("--profile", help="AWS profile for --stack-name")
+    group.add_argument(
+        "--local-config",
+        type=Path,
+        default=LOCAL_INFO,
+        help=f"the local stack's description (default {LOCAL_INFO})",
+    )
+
+
+def _target(args: argparse.Namespace) -> StackTarget:
+    if args.stack_name:
+        return aws_target(args.stack_name, args.region, args.profile)
+    return local_target(args.local_config)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _racers(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_RACERS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_RACERS:,} racers per race")
+    return value
+
+
+def _classes(text: str) -> list[int]:
+    try:
+        classes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("classes are comma-separated integers, e.g. 1,2,3") from exc
+    if not classes or len(set(classes)) != len(classes) or min(classes) < 0:
+        raise argparse.ArgumentTypeError("give distinct non-negative class ids, e.g. 1,2,3")
+    return classes
+
+
+# -- up -----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _stop_signals() -> Iterator[threading.Event]:
+    """Turn SIGINT/SIGTERM into an event, restoring the previous handlers afterwards."""
+    stop = threading.Event()
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_stack(info: dict[str, Any]) -> None:
+    table = Table(title="Alleycat is running locally", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key in ("endpoint_url", "api_url", "mqtt_url", "dashboard_url", "iot_data_url", "region"):
+        table.add_row(key, str(info.get(key, "")))
+    for name, stack in info["stacks"].items():
+        for key, value in stack["outputs"].items():
+            table.add_row(f"{name}.{key}", value)
+    console.print(table)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the local stack in the foreground until Ctrl-C / SIGTERM."""
+    from alleycat.stack import LocalStack, StackStartError  # noqa: PLC0415 - heavy; only `up`/`race` need it
+
+    stack = LocalStack(
+        [Path(t) for t in args.template] or None,
+        home=args.home,
+        port=args.port,
+        persist=not args.no_state,
+    )
+    with _stop_signals() as stop:
+        console.print("[dim]starting localcloud and deploying…[/]")
+        started = time.monotonic()
+        try:
+            info = stack.start()
+        except StackStartError as exc:
+            raise CliError(str(exc)) from exc
+        try:
+            _print_stack(info)
+            console.print(
+                f"[green]ready[/] in {time.monotonic() - started:.1f} s · wrote {stack.info_path} · "
+                "Ctrl-C stops (state is kept in .alleycat/state)"
+            )
+            stop.wait()
+        finally:
+            console.print("[dim]stopping…[/]")
+            stack.stop()
+    console.print("stopped")
+    return 0
+
+
+# -- race ---------------------------------------------------------------------------------------------
+
+
+def _local_running(config: Path) -> bool:
+    """A local.json whose endpoint answers."""
+    try:
+        target = local_target(config)
+    except TargetError:
+        return False
+    try:
+        target.client("sts").get_caller_identity()
+    except Exception:  # any failure means the stack is not there
+        return False
+    return True
+
+
+def cmd_race(args: argparse.Namespace) -> int:
+    """Run a race against the target with a live view fed by the standings topic."""
+    in_process = None
+    if not args.stack_name and not _local_running(args.local_config):
+        from alleycat.stack import LocalStack  # noqa: PLC0415 - heavy; only `up`/`race` need it
+
+        console.print("[dim]no local stack is running: starting one for this race…[/]")
+        in_process = LocalStack(home=args.local_config.parent)
+        in_process.start()
+    try:
+        return _race(args, _target(args))
+    finally:
+        if in_process is not None:
+            in_process.stop()
+
+
+def _race(args: argparse.Namespace, target: StackTarget) -> int:
+    specs = plan_races(args.classes, args.racers, duration=args.duration, seed=args.seed)
+    api = LeaderboardApi(target.api_url)
+    feed = StandingsFeed(
+        signed_mqtt_url(target), {s.race_id: target.standings_topic(s.race_id) for s in specs}
+    )
+    feed.start()
+    producer = KinesisProducer(
+        stream_name=target.stream_name,
+        client=target.client("kinesis"),
+        aggregate=args.aggregate,
+        # moto assigns sequence numbers without a lock: one request at a time keeps every record.
+        max_in_flight=1 if target.is_local else 4,
+        retry_policy=RetryPolicy(record_ttl=args.record_ttl),
+    )
+    latest: list[RunnerStats | None] = [None]
+    throughput = Throughput()
+    rate = [0.0]
+
+    def progress(stats: RunnerStats) -> None:
+        latest[0] = stats
+        rate[0] = throughput.add(stats.sent)
+
+    label = "local" if target.is_local else f"AWS {target.region}"
+    runner = RaceRunner(specs, producer, speed=args.speed, progress=progress)
+    try:
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            worker = threading.Thread(target=lambda: summary.append(runner.run()), daemon=True)
+            summary: list[Any] = []
+            with _stop_signals() as stop:
+                worker.start()
+                while worker.is_alive():
+                    if stop.is_set():
+                        runner.stop()
+                    live.update(race_screen(specs, latest[0], rate[0], feed.snapshot(), target=label))
+                    worker.join(0.25)
+                producer.close()
+                # The last window closes after the race: wait for every race to turn final.
+                deadline = time.monotonic() + args.final_timeout
+                while time.monotonic() < deadline and not stop.is_set():
+                    boards = feed.snapshot()
+                    live.update(race_screen(specs, latest[0], rate[0], boards, target=label))
+                    if all(boards[s.race_id].status == "final" for s in specs):
+                        break
+                    time.sleep(0.25)
+    finally:
+        feed.stop()
+        producer.close()
+    run = summary[0] if summary else None
+    boards = feed.snapshot()
+    lags = sorted(lag for b in boards.values() for lag in b.lags)
+    for spec in specs:
+        try:
+            body = api.leaderboard(spec.race_id, limit=10)
+        except ApiError as exc:
+            err.print(f"[red]race {spec.race_id}: {exc}[/]")
+            continue
+        title = f"Final results · race {spec.race_id} · class {spec.class_id} · {body['status']}"
+        console.print(standings_table(title, body["standings"]))
+        console.print(f"  full leaderboard: {api.url(f'/races/{spec.race_id}/leaderboard')}")
+    if run is not None:
+        console.print(
+            f"sent {run.sent:,} messages in {run.duration_seconds:.1f} s "
+            f"({run.sent / max(run.duration_seconds, 1e-9):,.0f} msg/s) · retried {run.retried:,} · "
+            f"failed {run.failed:,}"
+        )
+    if lags:
+        p50 = lags[len(lags) // 2]
+        console.print(
+            f"MQTT standings: {len(lags)} updates, racer-to-screen lag p50 {p50:.1f} s, max {lags[-1]:.1f} s"
+        )
+    if args.json_summary and run is not None:
+        print(orjson.dumps(run.to_dict() | {"lagSeconds": lags}).decode())
+    return 0 if run is not None and run.failed == 0 else 1
+
+
+# -- reads --------------------------------------------------------------------------------------------
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Print a race's leaderboard."""
+    api = LeaderboardApi(_target(args).api_url)
+    body = api.get(f"/races/{args.race_id}/leaderboard", limit=args.limit)
+    if args.json:
+        print(orjson.dumps(body).decode())
+        return 0
+    title = (
+        f"race {body['raceId']} · class {body['classId']} · {body['status']} · updated {body['updatedAt']}"
+    )
+    console.print(standings_table(title, body["standings"], limit=args.limit))
+    if body.get("nextCursor"):
+        console.print(
+            f"[dim]more: {api.url(f'/races/{args.race_id}/leaderboard', cursor=body['nextCursor'])}[/]"
+        )
+    return 0
+
+
+def cmd_races(args: argparse.Namespace) -> int:
+    """Print races, newest first."""
+    api = LeaderboardApi(_target(args).api_url)
+    body = api.races(args.class_id, limit=args.limit)
+    if args.json:
+        print(orjson.dumps(body).decode())
+        return 0
+    table = Table(title="races" + (f" of class {args.class_id}" if args.class_id is not None else ""))
+    for column in ("raceId", "classId", "status", "racers", "updatedAt"):
+        table.add_column(column, justify="right" if column in ("raceId", "classId", "racers") else "left")
+    for race in body["races"]:
+        table.add_row(*(str(race[c]) for c in ("raceId", "classId", "status", "racers", "updatedAt")))
+    console.print(table)
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="alleycat", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up",
+        help="start the local stack in the foreground",
+        description="Start localcloud, deploy the template(s), serve the API, MQTT and a status page, "
+        "and write .alleycat/local.json once everything is ready. Ctrl-C or SIGTERM stops it.",
+    )
+    up.add_argument(
+        "--template",
+        action="append",
+        default=[],
+        help="template to deploy (repeatable; default template.yaml)",
+    )
+    up.add_argument("--port", type=int, default=0, help="port of the AWS endpoint (default: a free one)")
+    up.add_argument("--home", type=Path, default=Path(".alleycat"), help="state folder (default .alleycat)")
+    up.add_argument("--no-state", action="store_true", help="do not load or save state")
+    up.set_defaults(handler=cmd_up)
+
+    race = commands.add_parser(
+        "race",
+        help="run a simulated race with a live view",
+        description="Simulate racers (one message per racer per second) into the target's stream and show "
+        "the race live: clock, send rate, retries and failures, and each race's top 10 as published on "
+        "its MQTT standings topic. Without --stack-name and with no local stack running, one is started "
+        "for the race.",
+    )
+    race.add_argument("--racers", type=_racers, default=1000, help="racers per race, 1-10,000 (default 1000)")
+    race.add_argument(
+        "--classes", type=_classes, default=[1], help="comma-separated classes, one race each (default 1)"
+    )
+    race.add_argument("--duration", type=_positive, default=300, help="race length in seconds (default 300)")
+    race.add_argument("--seed", type=int, default=0, help="random seed: same seed, same race (default 0)")
+    race.add_argument("--speed", type=float, default=1.0, help="race seconds per wall second (default 1)")
+    race.add_argument(
+        "--aggregate", action="store_true", help="KPL-aggregate records (far more racers per shard)"
+    )
+    race.add_argument(
+        "--record-ttl", type=float, default=30.0, help="seconds a message may keep retrying (default 30)"
+    )
+    race.add_argument(
+        "--final-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for final standings after the race (60)",
+    )
+    race.add_argument("--json-summary", action="store_true", help="also print a JSON summary line")
+    _add_target_options(race)
+    race.set_defaults(handler=cmd_race)
+
+    board = commands.add_parser(
+        "leaderboard",
+        help="print a race's leaderboard",
+        description="Print a race's leaderboard from the API.",
+    )
+    board.add_argument("race_id", type=int, metavar="RACE_ID")
+    board.add_argument("--limit", type=int, default=20, help="rows (1-1000, default 20)")
+    board.add_argument("--json", action="store_true", help="print the API's JSON")
+    _add_target_options(board)
+    board.set_defaults(handler=cmd_leaderboard)
+
+    races = commands.add_parser(
+        "races", help="list races, newest first", description="List races from the API, newest first."
+    )
+    races.add_argument("--class", dest="class_id", type=int, help="only this class")
+    races.add_argument("--limit", type=int, default=20, help="rows (default 20)")
+    races.add_argument("--json", action="store_true", help="print the API's JSON")
+    _add_target_options(races)
+    races.set_defaults(handler=cmd_races)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``alleycat`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (CliError, TargetError, ApiError, TimeoutError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

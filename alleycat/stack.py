@@ -1,0 +1,169 @@
+"""The local stack: localcloud plus its API Gateway, IoT Core and MQTT, with the stacks deployed.
+
+``alleycat up`` runs it in the foreground; ``alleycat race`` starts one in-process when none is
+running. When everything is ready it writes ``.alleycat/local.json`` (the contract outside tools
+wait for) and removes it again on stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alleycat.status import StatusServer
+from localcloud import LocalCloud
+from localcloud.apigateway.server import ApiGatewayServer
+from localcloud.deploy import DeployResult
+from localcloud.iot.local import LocalIot
+from localcloud.templates import load_template
+
+DEFAULT_HOME = Path(".alleycat")
+DEFAULT_TEMPLATE = Path("template.yaml")
+MAIN_STACK = "alleycat"
+
+
+class StackStartError(RuntimeError):
+    """The local stack could not start; the message says why and what to try."""
+
+
+def stack_name_for(template: Path) -> str:
+    """``alleycat`` for the main template, else the template's folder name (e.g. ``lifo-queue``)."""
+    if template.resolve() == DEFAULT_TEMPLATE.resolve():
+        return MAIN_STACK
+    return template.resolve().parent.name.replace("_", "-")
+
+
+@dataclass
+class DeployedStack:
+    """One deployed stack as the local stack serves it."""
+
+    name: str
+    template: Path
+    result: DeployResult
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    """Everything ``alleycat up`` runs."""
+
+    def __init__(
+        self,
+        templates: list[Path] | None = None,
+        *,
+        home: Path = DEFAULT_HOME,
+        port: int = 0,
+        parameters: dict[str, str] | None = None,
+        persist: bool = True,
+        window_idle_wait_s: float = 2.0,
+    ) -> None:
+        """Prepare to run ``templates`` (default: template.yaml) with state under ``home``."""
+        self.templates = templates or [DEFAULT_TEMPLATE]
+        self.home = home
+        self.port = port
+        self.parameters = parameters or {}
+        self.persist = persist
+        self.window_idle_wait_s = window_idle_wait_s
+        self.cloud: LocalCloud | None = None
+        self.iot: LocalIot | None = None
+        self.api: ApiGatewayServer | None = None
+        self.status: StatusServer | None = None
+        self.stacks: dict[str, DeployedStack] = {}
+
+    @property
+    def info_path(self) -> Path:
+        """``<home>/local.json``."""
+        return self.home / "local.json"
+
+    def start(self) -> dict[str, Any]:
+        """Start every server, deploy every template, write local.json; returns its content."""
+        for template in self.templates:
+            if not template.is_file():
+                raise StackStartError(f"template {template} not found (run from the project folder)")
+        self.home.mkdir(parents=True, exist_ok=True)
+        # A stale file from a crashed run would tell outside tools a dead stack is up.
+        self.info_path.unlink(missing_ok=True)
+        try:
+            self.cloud = LocalCloud(
+                state_dir=self.home / "state" if self.persist else None,
+                port=self.port,
+                window_idle_wait_s=self.window_idle_wait_s,
+            )
+            self.cloud.start()
+            self.iot = LocalIot(self.cloud.endpoint_url, invoker=self.cloud.runtime)
+            self.iot.start()
+            self.api = ApiGatewayServer(self.cloud.runtime)
+            self.api.start()
+            for template in self.templates:
+                self.deploy(template)
+            self.status = StatusServer(self)
+            self.status.start()
+        except OSError as exc:
+            self.stop()
+            raise StackStartError(f"could not start the local stack: {exc} (is a port in use?)") from exc
+        except Exception:
+            self.stop()
+            raise
+        info = self.describe()
+        _write_json_atomically(self.info_path, info)
+        return info
+
+    def deploy(self, template: Path) -> DeployedStack:
+        """Deploy (or update) one template and serve its APIs and IoT rules."""
+        assert self.cloud is not None and self.iot is not None and self.api is not None
+        name = stack_name_for(template)
+        declared = load_template(template).get("Parameters", {}) or {}
+        parameters = {k: v for k, v in self.parameters.items() if k in declared}
+        # Functions find the local IoT data plane the way they find the real one: configuration.
+        if "IotDataEndpoint" in declared:
+            parameters.setdefault("IotDataEndpoint", self.iot.data_url)
+        result = self.cloud.deploy(template, name, parameters=parameters)
+        self.api.register(result)
+        self.iot.register(result)
+        outputs = {
+            key: self.api.local_url(value)
+            if value.startswith("https://") and ".execute-api." in value
+            else value
+            for key, value in result.outputs.items()
+        }
+        stack = DeployedStack(name=name, template=template, result=result, outputs=outputs)
+        self.stacks[name] = stack
+        return stack
+
+    def describe(self) -> dict[str, Any]:
+        """The local.json content (architecture.md's contract)."""
+        assert self.cloud is not None and self.iot is not None and self.api is not None
+        main = self.stacks.get(MAIN_STACK) or next(iter(self.stacks.values()))
+        return {
+            "endpoint_url": self.cloud.endpoint_url,
+            "region": self.cloud.region,
+            "api_url": main.outputs.get("ApiUrl", self.api.url),
+            "mqtt_url": self.iot.ws_url,
+            "dashboard_url": self.status.url if self.status else "",
+            "iot_data_url": self.iot.data_url,
+            "mqtt_tcp_url": self.iot.mqtt_url,
+            "stacks": {name: {"outputs": s.outputs} for name, s in self.stacks.items()},
+        }
+
+    def stop(self) -> None:
+        """Stop everything (saving state when persistent) and remove local.json."""
+        self.info_path.unlink(missing_ok=True)
+        for component in (self.status, self.api, self.iot):
+            if component is not None:
+                with contextlib.suppress(Exception):  # keep stopping the rest
+                    component.stop()
+        if self.cloud is not None:
+            self.cloud.stop()
+        self.status = self.api = self.iot = self.cloud = None
+
+
+def _write_json_atomically(path: Path, content: dict[str, Any]) -> None:
+    # Outside tools poll for this file: they must never read a half-written one.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".local.", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(content, handle, indent=2)
+    os.replace(tmp, path)
