@@ -79,6 +79,11 @@ class _InitError(Exception):
         self.error_type = error_type
 
 
+def _trace_header() -> str:
+    trace_id = f"1-{int(time.time()):08x}-{os.urandom(12).hex()}"
+    return f"Root={trace_id};Parent={os.urandom(8).hex()};Sampled=0"
+
+
 def _max_memory_mb() -> int:
     # VmHWM is this process's own peak; ru_maxrss can carry the parent's peak across fork + exec.
     try:
@@ -119,6 +124,8 @@ def _run(request_fd: int, response_fd: int) -> None:
         request = json.loads(line)
         request_id = request["id"]
         context = LambdaContext(request_id, request["deadline_ms"], request["arn"])
+        # Lambda sets a fresh trace header per invocation; unsampled, so X-Ray SDKs send nothing.
+        os.environ["_X_AMZN_TRACE_ID"] = _trace_header()
         print(f"START RequestId: {request_id} Version: $LATEST", flush=True)
         started = time.perf_counter()
         response: dict[str, Any]

@@ -80,6 +80,7 @@ def test_environment_has_function_and_lambda_variables(cloud, outputs):
         "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
+        "_X_AMZN_TRACE_ID",
     ]
 
     result = cloud.invoke(name, {"env": keys})
@@ -97,6 +98,7 @@ def test_environment_has_function_and_lambda_variables(cloud, outputs):
     assert result.payload["cwd"] == code_dir
     assert env["AWS_ENDPOINT_URL"] == cloud.endpoint_url
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
+    assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-") and env["_X_AMZN_TRACE_ID"].endswith(";Sampled=0")
 
 
 def test_boto3_inside_a_handler_reaches_the_local_endpoint(cloud, outputs):
