@@ -574,3 +574,30 @@ def test_redeploying_a_stack_replaces_its_apis(gateway, deployed):
 
     assert send(gateway, api, "GET", "/v1/races").status == 404
     assert gateway.apis == []
+
+
+# -- plain CloudFormation resources --------------------------------------------------------------------
+def test_explicit_resources_and_methods_and_v2_routes_are_served():
+    # Given APIs spelled out as Resource / Method / Deployment and Route / Integration / Stage
+    result, handlers = offline_deploy(TEMPLATES / "apigateway_explicit" / "template.yaml", "plain")
+    invoker = InProcessInvoker(handlers)
+    gateway = ApiGateway(invoker, ACCOUNT)
+    apis = {api.logical_id: api for api in discover_apis(result, REGION, ACCOUNT)}
+    gateway.replace_stack("plain", apis.values())
+    rest_id, http_id = apis["PlainApi"].api_id, apis["PlainHttpApi"].api_id
+    try:
+        # When each is called
+        rest = send(gateway, rest_id, "GET", "/prod/orders/o-1")
+        rest_event = invoker.last_event()
+        http = send(gateway, http_id, "GET", "/orders/o-2")
+        http_event = invoker.last_event()
+    finally:
+        gateway.close()
+
+    # Then the resource tree and the route keys were rebuilt from the resources
+    assert [route.key for route in apis["PlainApi"].routes] == ["GET /orders/{orderId}"]
+    assert apis["PlainApi"].stage("prod").default_throttle.rate == 100
+    assert rest.status == 200 and http.status == 200
+    assert rest_event["resource"] == "/orders/{orderId}" and rest_event["pathParameters"] == {"orderId": "o-1"}
+    assert rest_event["stageVariables"] == {"env": "prod"}
+    assert http_event["routeKey"] == "GET /orders/{orderId}" and http_event["rawPath"] == "/orders/o-2"
