@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint fmt clean
+.PHONY: setup test lint fmt clean up race bench
 
 setup: $(STAMP)
 
@@ -18,6 +18,20 @@ $(STAMP): pyproject.toml
 
 test: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# The local stack in the foreground: localcloud + template.yaml, API, MQTT, status page.
+up: setup
+	$(BIN)/alleycat up
+
+# A default local race with the live view: 1,000 racers, 300 s (starts a local stack if none runs).
+RACERS   ?= 1000
+DURATION ?= 300
+race: setup
+	$(BIN)/alleycat race --racers $(RACERS) --duration $(DURATION)
+
+bench: setup
+	$(BIN)/python bench/bench_aggregator.py
+	$(BIN)/python bench/bench_producer.py
 
 lint: setup
 	$(BIN)/ruff check .
