@@ -424,7 +424,7 @@ class _Parser:
     def expect(self, kind: str, text: str | None = None) -> _Token:
         token = self.accept(kind, text)
         if token is None:
-            wanted = text or kind
+            wanted = (text.upper() if kind == "keyword" else text) if text else kind
             found = self.current.text or "the end"
             raise SqlError(f"expected {wanted!r} but found {found!r} in {self.text!r}")
         return token
