@@ -352,7 +352,10 @@ class ShardWorker:
         closed_before = self.closed
         if self._iterator is None:
             self._iterator = self.source.open_iterator(self.shard_id, self._start_position())
-        limit = max(self.config.batch_size, 100)
+        # Read as much as the read-ahead allows: each GetRecords call is costly (an HTTP round trip,
+        # and moto scans the shard from its start).
+        room = self.settings.read_ahead_records - self.tracker.outstanding()
+        limit = max(1, min(self.source.max_read, room))
         result = self.source.read(self._iterator, limit, self.shard_id, self.role_arn)
         self._iterator = result.next_iterator
         fresh = [r for r in result.records if self._last_read is None or r.seq > self._last_read]
@@ -456,19 +459,26 @@ class ShardWorker:
         return _Batch(self._take_batch(lane), lane.window)
 
     def _dispatch(self) -> None:
-        now = self.clock.time()
-        for lane in self.lanes:
-            with self.cond:
-                if lane.busy:
-                    continue
-                job = self._next_job(lane, now)
-                if job is None:
-                    continue
-                lane.busy = True
-            if self._pool is None:
-                self._execute(lane, job)
-            else:
-                self._pool.submit(self._execute, lane, job)
+        # Keep cutting batches while some are ready: waiting a poll interval between batches
+        # would cap throughput at one batch per interval once the shard is read to its tip.
+        progressed = True
+        while progressed and not self.stopping.is_set():
+            progressed = False
+            now = self.clock.time()
+            for lane in self.lanes:
+                with self.cond:
+                    if lane.busy:
+                        continue
+                    job = self._next_job(lane, now)
+                    if job is None:
+                        continue
+                    lane.busy = True
+                progressed = True
+                if self._pool is None:
+                    self._execute(lane, job)
+                    self._persist()
+                else:
+                    self._pool.submit(self._execute, lane, job)
 
     def _execute(self, lane: _Lane, job: _Batch | _CloseWindow) -> None:
         try:
@@ -660,6 +670,11 @@ class MappingWorker:
                 return
             with self._lock:
                 worker = self.shards.get(shard.shard_id)
+            if worker is not None and worker.state is ShardState.BROKEN and not worker.alive:
+                # The shard's reads failed for good (e.g. the stream was gone); try it afresh.
+                with self._lock:
+                    del self.shards[shard.shard_id]
+                worker = None
             if worker is not None:
                 if shard.closed:
                     worker.mark_closed()
