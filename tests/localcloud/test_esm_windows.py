@@ -255,3 +255,42 @@ def test_open_window_state_survives_an_engine_restart(
     # Then the state carried on and the single final invocation has all five records
     finals = _finals(invoker.calls_for(name))
     assert [f.event["state"]["ns"] for f in finals] == [[0, 1, 2, 3, 4]]
+
+
+def test_final_invocation_that_never_succeeds_goes_to_the_destination_after_retries(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    # Given a final invocation that always fails, one retry, an SQS destination
+    name, fn_arn, _ = aws.function()
+
+    def handler(event: dict[str, Any]) -> dict[str, Any]:
+        if event["isFinalInvokeForWindow"]:
+            raise RuntimeError("cannot flush")
+        return counting_handler(event)
+
+    invoker.register(name, handler)
+    stream, stream_arn = aws.stream()
+    dlq_url, dlq_arn = aws.queue()
+    aws.mapping(
+        name,
+        stream_arn,
+        TumblingWindowInSeconds=1,
+        MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": dlq_arn}},
+    )
+    seqs = aws.put_many(stream, [("k", {"n": i}) for i in range(3)])
+    engine = make_engine()
+    assert engine.wait_until_idle(10, include_windows=True)
+    finals = _finals(invoker.calls_for(name))
+    assert len(finals) == 2
+    [failure] = aws.drain_queue(dlq_url, 1)
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert failure["requestContext"]["approximateInvokeCount"] == 2
+    assert failure["requestContext"]["functionArn"] == fn_arn
+    info = failure["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"]) == (seqs[0], seqs[2])
+    assert info["batchSize"] == 3
+    # And the shard moves on
+    aws.put(stream, {"n": 3})
+    assert engine.wait_until_idle(10)
+    assert 3 in [data_of(r)["n"] for c in invoker.calls_for(name) for r in c.records]
