@@ -11,7 +11,7 @@ import base64
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -26,6 +26,9 @@ from localcloud.iot.templates import SubstitutionTemplate
 LOG = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str], Any]
+# Kinesis PutRecords limits.
+_KINESIS_BATCH_RECORDS = 500
+_KINESIS_BATCH_BYTES = 5 * 1024 * 1024
 Publisher = Callable[[str, bytes, int], None]
 
 
@@ -80,6 +83,22 @@ class RuleAction(ABC):
     def run(self, result: SelectResult, ctx: EvalContext) -> None:
         """Deliver ``result`` for the message in ``ctx``; raise on failure."""
 
+    def run_many(self, items: Sequence[tuple[SelectResult, EvalContext]]) -> list[Exception | None]:
+        """Deliver several messages' results in order; one outcome per item, None for success.
+
+        Actions whose service has a batch API override this; the rules engine hands over what
+        queued up while the previous call was in flight.
+        """
+        outcomes: list[Exception | None] = []
+        for result, ctx in items:
+            try:
+                self.run(result, ctx)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
     def describe(self) -> str:
         """A short label such as ``KinesisAction(my-stream)``."""
         return f"{self.kind}({self.resource})"
@@ -101,21 +120,62 @@ class KinesisAction(RuleAction):
     def resource(self) -> str:
         return self.stream_name
 
-    def run(self, result: SelectResult, ctx: EvalContext) -> None:
+    def _key(self, ctx: EvalContext) -> str:
         key = self.partition_key.render(ctx)
         if not key:
             raise ActionError(
                 f"partition key {self.partition_key.source!r} evaluated to an empty string "
                 f"for the message on {ctx.message.topic}"
             )
+        return key[:256]
+
+    def _failed(self, exc: Exception | str) -> ActionError:
+        return ActionError(f"Failed to put a record into Kinesis stream {self.stream_name}: {exc}")
+
+    def run(self, result: SelectResult, ctx: EvalContext) -> None:
+        key = self._key(ctx)
         try:
             self._services.client("kinesis").put_record(
-                StreamName=self.stream_name, Data=result.payload, PartitionKey=key[:256]
+                StreamName=self.stream_name, Data=result.payload, PartitionKey=key
             )
         except Exception as exc:
-            raise ActionError(
-                f"Failed to put a record into Kinesis stream {self.stream_name}: {exc}"
-            ) from exc
+            raise self._failed(exc) from exc
+
+    def run_many(self, items: Sequence[tuple[SelectResult, EvalContext]]) -> list[Exception | None]:
+        """One PutRecords call per 500 records / 5 MB: still one record per message, in order."""
+        if len(items) == 1:
+            return super().run_many(items)
+        outcomes: list[Exception | None] = [None] * len(items)
+        batch: list[tuple[int, dict[str, Any]]] = []
+        size = 0
+        for position, (result, ctx) in enumerate(items):
+            try:
+                key = self._key(ctx)
+            except ActionError as exc:
+                outcomes[position] = exc
+                continue
+            record_size = len(result.payload) + len(key.encode())
+            if batch and (len(batch) == _KINESIS_BATCH_RECORDS or size + record_size > _KINESIS_BATCH_BYTES):
+                self._put_records(batch, outcomes)
+                batch, size = [], 0
+            batch.append((position, {"Data": result.payload, "PartitionKey": key}))
+            size += record_size
+        if batch:
+            self._put_records(batch, outcomes)
+        return outcomes
+
+    def _put_records(self, batch: list[tuple[int, dict[str, Any]]], outcomes: list[Exception | None]) -> None:
+        try:
+            answer = self._services.client("kinesis").put_records(
+                StreamName=self.stream_name, Records=[record for _, record in batch]
+            )
+        except Exception as exc:
+            for position, _ in batch:
+                outcomes[position] = self._failed(exc)
+            return
+        for (position, _), entry in zip(batch, answer["Records"], strict=True):
+            if entry.get("ErrorCode"):
+                outcomes[position] = self._failed(f"{entry['ErrorCode']}: {entry.get('ErrorMessage', '')}")
 
 
 class SqsAction(RuleAction):

@@ -35,6 +35,8 @@ from localcloud.iot.topics import topic_matches
 
 LOG = logging.getLogger(__name__)
 
+# Most messages one rule takes from its queue at once (Kinesis PutRecords' limit).
+MAX_BATCH = 500
 # How many unrecoverable failures the engine keeps for inspection.
 MAX_KEPT_FAILURES = 1000
 
@@ -215,51 +217,84 @@ class _RuleWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            message = self._queue.get()
+        stopping = False
+        while not stopping:
+            # Take what queued up while the previous batch was in flight: actions with a batch
+            # API (Kinesis PutRecords) then make one call for many messages.
+            batch: list[IotMessage] = []
+            item = self._queue.get()
+            taken = 1
+            while True:
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+                if len(batch) >= MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                taken += 1
             try:
-                if message is None:
-                    return
-                self._process(message)
+                if batch:
+                    self._process(batch)
             except Exception:
-                LOG.exception("rule %s: unexpected error on a message from %s", self.rule.name, message)
+                LOG.exception("rule %s: unexpected error on %d message(s)", self.rule.name, len(batch))
             finally:
-                self._queue.task_done()
+                for _ in range(taken):
+                    self._queue.task_done()
 
     def _count(self, **increments: int) -> None:
         with self._lock:
             for name, amount in increments.items():
                 setattr(self.stats, name, getattr(self.stats, name) + amount)
 
-    def _process(self, message: IotMessage) -> None:
+    def _evaluate(self, message: IotMessage) -> tuple[SelectResult, EvalContext] | None:
         rule = self.rule
         ctx = EvalContext(message)
         try:
             if not rule.query.matches(ctx):
-                return
-            result = rule.query.select(ctx)
+                return None
+            return rule.query.select(ctx), ctx
         except Exception as exc:  # an evaluation bug must not stop the rule
             LOG.warning("rule %s: could not evaluate the message on %s: %s", rule.name, message.topic, exc)
             self._count(evaluation_errors=1)
+            return None
+
+    def _process(self, messages: list[IotMessage]) -> None:
+        rule = self.rule
+        selected = [item for item in map(self._evaluate, messages) if item is not None]
+        if not selected:
             return
-        self._count(matched=1)
-        failures: list[ActionFailure] = []
+        self._count(matched=len(selected))
+        failures: list[list[ActionFailure]] = [[] for _ in selected]
         for action in rule.actions:
             errors_before = getattr(action, "function_errors", 0)
             try:
-                action.run(result, ctx)
+                outcomes = action.run_many(selected)
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
-                LOG.warning("rule %s: %s failed: %s", rule.name, action.describe(), reason)
-                failures.append(ActionFailure(action.kind, action.resource, reason))
-                self._count(actions_failed=1)
-            else:
-                self._count(
-                    actions_succeeded=1,
-                    function_errors=getattr(action, "function_errors", 0) - errors_before,
+                outcomes = [exc] * len(selected)
+            succeeded = 0
+            for position, outcome in enumerate(outcomes):
+                if outcome is None:
+                    succeeded += 1
+                    continue
+                reason = (
+                    str(outcome)
+                    if isinstance(outcome, ActionError)
+                    else f"{type(outcome).__name__}: {outcome}"
                 )
-        if failures:
-            self._handle_failures(message, ctx, failures)
+                LOG.warning("rule %s: %s failed: %s", rule.name, action.describe(), reason)
+                failures[position].append(ActionFailure(action.kind, action.resource, reason))
+            self._count(
+                actions_succeeded=succeeded,
+                actions_failed=len(outcomes) - succeeded,
+                function_errors=getattr(action, "function_errors", 0) - errors_before,
+            )
+        for (_, ctx), message_failures in zip(selected, failures, strict=True):
+            if message_failures:
+                self._handle_failures(ctx.message, ctx, message_failures)
 
     def _handle_failures(self, message: IotMessage, ctx: EvalContext, failures: list[ActionFailure]) -> None:
         rule = self.rule

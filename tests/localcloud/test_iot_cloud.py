@@ -40,7 +40,9 @@ def test_a_deployed_topic_rule_feeds_the_deployed_stream():
         # Given the template deployed: the stream and queue by moto, the rules stripped and reported
         result = cloud.deploy(TEMPLATE, "iotstack")
         rule_types = {s.logical_id: s.resource_type for s in result.skipped}
-        assert rule_types == {"PositionsRule": "AWS::IoT::TopicRule", "PausedRule": "AWS::IoT::TopicRule"}
+        assert rule_types == dict.fromkeys(
+            ("PositionsRule", "PausedRule", "AlertsRule"), "AWS::IoT::TopicRule"
+        )
 
         with LocalIot(endpoint_url=cloud.endpoint_url, region=cloud.region) as iot:
             # When local IoT loads the stack's rules
@@ -49,7 +51,7 @@ def test_a_deployed_topic_rule_feeds_the_deployed_stream():
             # Then the rule's Ref (a stand-in id) is its name, references are resolved, RuleDisabled kept
             rule_name = result.outputs["RuleName"]
             stream = result.outputs["StreamName"]
-            assert set(infos) == {rule_name, "paused_positions"}
+            assert set(infos) == {rule_name, "paused_positions", "alerts_to_lambda"}
             assert infos[rule_name].actions == (f"KinesisAction({stream})",)
             assert infos[rule_name].error_action == f"SqsAction({result.outputs['ErrorQueueUrl']})"
             assert infos["paused_positions"].disabled
@@ -84,3 +86,13 @@ def test_a_deployed_topic_rule_feeds_the_deployed_stream():
             stats = iot.stats()
             assert (stats[rule_name].actions_succeeded, stats[rule_name].error_actions_succeeded) == (2, 1)
             assert stats["paused_positions"].received == 0
+
+            # And a Lambda action invokes the deployed function (through the Lambda API, as an
+            # asynchronous invocation) with the SELECT output
+            data.publish(topic="alerts/bike-7", payload=b'{"level": 3, "extra": "x"}')
+            data.publish(topic="alerts/bike-8", payload=b'{"level": 1}')
+            assert iot.wait_idle()
+            assert cloud.wait_for_mappings(timeout=20)
+            function = result.outputs["AlertsFunctionName"]
+            alerts = [line for line in cloud.runtime.log(function).lines() if "ALERT" in line]
+            assert alerts == ['ALERT {"level": 3, "rider": "bike-7"}']
