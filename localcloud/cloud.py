@@ -91,7 +91,12 @@ class LocalCloud:
         try:
             self._start()
         except BaseException:
-            self._release_process()
+            # Undo what did start; the saved state is left as it was.
+            try:
+                self._shut_down(save_state=False)
+            finally:
+                reset_moto()
+                self._release_process()
             raise
         return self
 
@@ -139,32 +144,36 @@ class LocalCloud:
         if self not in _running:
             return
         try:
-            for listener in reversed(self._stop_listeners):
-                try:
-                    listener()
-                except Exception:
-                    LOG.exception("a stop listener failed")
-            self._sync_stop.set()
-            if self._sync_thread is not None:
-                self._sync_thread.join(timeout=5)
-            for component in (self._schedules, self._engine, self._sqs):
-                if component is not None:
-                    try:
-                        component.stop()
-                    except Exception:
-                        LOG.exception("stopping %s failed", type(component).__name__)
-            if self._async is not None:
-                moto_bridge.deactivate(self._async)
-                self._async.stop()
-            if self._runtime is not None:
-                self._runtime.stop()
-            self._endpoint.stop()
-            if self._store is not None:
-                size = self._store.save()
-                LOG.info("saved %d bytes of state to %s", size, self._store.path)
+            self._shut_down(save_state=True)
         finally:
             reset_moto()
             self._release_process()
+
+    def _shut_down(self, save_state: bool) -> None:
+        """Stop every component that was started; save moto's state when asked."""
+        for listener in reversed(self._stop_listeners):
+            try:
+                listener()
+            except Exception:
+                LOG.exception("a stop listener failed")
+        self._sync_stop.set()
+        if self._sync_thread is not None:
+            self._sync_thread.join(timeout=5)
+        for component in (self._schedules, self._engine, self._sqs):
+            if component is not None:
+                try:
+                    component.stop()
+                except Exception:
+                    LOG.exception("stopping %s failed", type(component).__name__)
+        if self._async is not None:
+            moto_bridge.deactivate(self._async)
+            self._async.stop()
+        if self._runtime is not None:
+            self._runtime.stop()
+        self._endpoint.stop()
+        if self._store is not None and save_state:
+            size = self._store.save()
+            LOG.info("saved %d bytes of state to %s", size, self._store.path)
 
     def _release_process(self) -> None:
         with _running_lock:

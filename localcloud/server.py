@@ -8,6 +8,7 @@ The server runs in this process, so localcloud can also reach moto's backends di
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,6 +32,15 @@ class _PrefixDispatcher:
             if path == prefix or path.startswith(prefix + "/"):
                 return app(environ, start_response)
         return self.default(environ, start_response)
+
+
+def _ensure_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"port {port} on 127.0.0.1 is in use") from exc
 
 
 class LocalEndpoint:
@@ -65,6 +75,10 @@ class LocalEndpoint:
             return
         # werkzeug logs one line per request at INFO: far too chatty for a streaming workload.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self._requested_port:
+            # moto's server thread exits on a taken port without telling start(), which then waits
+            # forever: find out first.
+            _ensure_port_free(self._requested_port)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
         server.start()
         # The werkzeug server reads its app per request, so wrapping it now routes every request.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,24 @@ def test_without_a_state_folder_nothing_is_kept(tmp_path):
 def test_only_one_localcloud_runs_per_process():
     with LocalCloud(), pytest.raises(RuntimeError, match="another LocalCloud"):
         LocalCloud().start()
+
+
+def test_a_failed_start_cleans_up_and_leaves_the_state_alone(tmp_path):
+    # Given a state folder with saved state, and its port taken by someone else
+    state_dir = tmp_path / "state"
+    with LocalCloud(state_dir=state_dir) as first:
+        first.client("sqs").create_queue(QueueName="kept")
+    saved = (state_dir / "moto-state.pickle").read_bytes()
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken_port = blocker.getsockname()[1]
+
+        # When a LocalCloud fails to start on that port
+        with pytest.raises(OSError):
+            LocalCloud(state_dir=state_dir, port=taken_port).start()
+
+    # Then the saved state is untouched and the next LocalCloud starts normally
+    assert (state_dir / "moto-state.pickle").read_bytes() == saved
+    with LocalCloud(state_dir=state_dir) as again:
+        assert again.client("sqs").get_queue_url(QueueName="kept")["QueueUrl"]
