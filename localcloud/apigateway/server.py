@@ -8,13 +8,15 @@ machine in browsers and most resolvers), where paths are exactly those on AWS.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from localcloud.apigateway.discovery import discover_apis
@@ -38,9 +40,35 @@ _MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
 
 class _FrontDoorHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server that can close its open keep-alive connections on stop."""
+
     # The default listen backlog of 5 drops connections when many clients connect at once.
     request_queue_size = 128
     daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], front_door: ApiGatewayServer) -> None:
+        super().__init__(address, _Handler)
+        self.front_door = front_door
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every open connection, so no handler thread outlives the server."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True)
@@ -82,8 +110,7 @@ class ApiGatewayServer:
         self.region = region
         self.account_id = account_id
         self.gateway = ApiGateway(invoker, account_id)
-        self._httpd = _FrontDoorHTTPServer((host, port), _Handler)
-        self._httpd.front_door = self  # type: ignore[attr-defined]
+        self._httpd = _FrontDoorHTTPServer((host, port), self)
         self._thread: threading.Thread | None = None
         self._infos: dict[str, ApiInfo] = {}
         self._lock = threading.Lock()
@@ -108,6 +135,7 @@ class ApiGatewayServer:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
             self._thread = None
+        self._httpd.close_connections()
         self._httpd.server_close()
         self.gateway.close()
 
@@ -219,7 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30
 
     def _serve(self) -> None:
-        front_door: ApiGatewayServer = self.server.front_door  # type: ignore[attr-defined]
+        assert isinstance(self.server, _FrontDoorHTTPServer)
+        front_door = self.server.front_door
         host = self.headers.get("Host", "") or f"127.0.0.1:{front_door.port}"
         try:
             body = self._read_body()
@@ -277,10 +306,12 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in response.headers:
             if name.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        # 1xx, 204 and 304 responses never carry a body.
+        body = b"" if response.status < 200 or response.status in (204, 304) else response.body
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD" and response.body:
-            self.wfile.write(response.body)
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         LOG.debug("%s - " + format, self.client_address[0], *args)

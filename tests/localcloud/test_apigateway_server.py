@@ -3,6 +3,7 @@ end-to-end run through LocalCloud's own Lambda runtime."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import time
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -147,12 +149,21 @@ def test_concurrent_requests_are_served_in_parallel(deployed):
     assert elapsed < 1.0
 
 
-def test_stop_releases_the_port(deployed):
+def test_stop_closes_connections_and_releases_the_port(deployed):
+    # Given a running server with an open keep-alive connection
     server = ApiGatewayServer(InProcessInvoker(deployed[1])).start()
+    base = next(i for i in server.register(deployed[0]) if i.logical_id == "RaceApi").base_url
     port = server.port
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    connection.request("GET", urlsplit(f"{base}/races").path)
+    assert connection.getresponse().read()
 
+    # When it stops
     server.stop()
 
+    # Then the open connection is ended and nobody listens on the port any more
+    assert connection.sock.recv(1) == b""
+    connection.close()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass
 
