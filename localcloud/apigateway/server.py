@@ -174,6 +174,10 @@ class ApiGatewayServer:
             LOG.info("%s API %s (%s) at %s", info.kind.value, info.logical_id, info.api_id, info.base_url)
         return infos
 
+    def on_deploy(self, deploy_result: DeployResult) -> None:
+        """:meth:`register` as a deploy listener (``LocalCloud.on_deploy(server.on_deploy)``)."""
+        self.register(deploy_result)
+
     def unregister(self, stack_name: str) -> None:
         """Stop serving the APIs of ``stack_name``."""
         self.gateway.replace_stack(stack_name, [])

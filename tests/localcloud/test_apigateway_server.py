@@ -170,25 +170,25 @@ def test_stop_closes_connections_and_releases_the_port(deployed):
 
 @pytest.mark.timeout(60)
 def test_end_to_end_through_localcloud_runtime():
-    # Given a stack with a REST API and an HTTP API deployed on LocalCloud
-    with LocalCloud() as cloud:
-        result = cloud.deploy(E2E, "e2e")
-        with ApiGatewayServer(cloud.runtime) as server:
-            infos = {info.logical_id: info for info in server.register(result)}
-            rest_url = server.local_url(result.outputs["RestUrl"])
-            http_url = server.local_url(result.outputs["HttpUrl"])
+    # Given LocalCloud with the front door following its deploys, as LocalCloud wires it
+    with LocalCloud() as cloud, ApiGatewayServer(cloud.runtime, region=cloud.region) as server:
+        cloud.on_deploy(server.on_deploy)
 
-            # When both are called over HTTP
-            rest = requests.get(f"{rest_url}/races/r1", params=[("lap", "1"), ("lap", "2")], timeout=10)
-            http = requests.get(f"{http_url}/races/r2", params={"lap": "3"}, timeout=10)
-            missing = requests.get(f"{rest_url}/nope", timeout=10)
+        # When a stack with a REST API and an HTTP API is deployed and both are called over HTTP
+        result = cloud.deploy(E2E, "e2e")
+        infos = {info.logical_id: info for info in server.apis}
+        rest_url = server.local_url(result.outputs["RestUrl"])
+        http_url = server.local_url(result.outputs["HttpUrl"])
+        rest = requests.get(f"{rest_url}/races/r1", params=[("lap", "1"), ("lap", "2")], timeout=10)
+        http = requests.get(f"{http_url}/races/r2", params={"lap": "3"}, timeout=10)
+        missing = requests.get(f"{rest_url}/nope", timeout=10)
 
     # Then the handlers (powertools resolvers in the runtime's workers) answered
     assert rest_url == infos["RacesApi"].base_url
     assert http_url == infos["ServerlessHttpApi"].base_url
     assert rest.status_code == 200, rest.text
     assert rest.json()["race"] == "r1" and rest.json()["laps"] == ["1", "2"] and rest.json()["stage"] == "v1"
-    assert rest.json()["function"] == next(iter(f for f in result.functions if "RestFunction" in f))
+    assert rest.json()["function"] == next(f for f in result.functions if "RestFunction" in f)
     assert http.status_code == 200, http.text
     assert http.json() == {"race": "r2", "route": "GET /races/{raceId}", "lap": "3"}
     assert missing.status_code == 403
