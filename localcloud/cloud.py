@@ -215,6 +215,11 @@ class LocalCloud:
         return self._require(self._async)
 
     @property
+    def sqs_trigger(self) -> SqsTrigger:
+        """The SQS event-source-mapping pollers."""
+        return self._require(self._sqs)
+
+    @property
     def mapping_engine(self) -> Any:
         """The Kinesis / DynamoDB-Streams mapping engine, or None when it is not available."""
         return self._engine

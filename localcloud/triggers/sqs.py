@@ -49,6 +49,9 @@ class SqsMapping:
     batching_window_s: float
     report_batch_item_failures: bool
     enabled: bool
+    # Pollers running at once: ScalingConfig.MaximumConcurrency (capped locally), else 1; always 1
+    # for FIFO queues, whose message groups must be processed in order.
+    concurrency: int = 1
 
     @classmethod
     def from_api(cls, mapping: dict[str, Any]) -> SqsMapping:
@@ -63,7 +66,20 @@ class SqsMapping:
             report_batch_item_failures="ReportBatchItemFailures"
             in (mapping.get("FunctionResponseTypes") or []),
             enabled=state in ("Enabled", "Enabling", "Creating", "Updating"),
+            concurrency=_concurrency(mapping),
         )
+
+
+_MAX_LOCAL_POLLERS = 10
+
+
+def _concurrency(mapping: dict[str, Any]) -> int:
+    if mapping["EventSourceArn"].endswith(".fifo"):
+        return 1
+    maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    if not maximum:
+        return 1
+    return max(1, min(_MAX_LOCAL_POLLERS, int(maximum)))
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -250,13 +266,13 @@ class SqsMappingPoller:
 
 
 class SqsTrigger:
-    """Keeps one poller per enabled SQS mapping, in step with ListEventSourceMappings."""
+    """Keeps pollers for each enabled SQS mapping, in step with ListEventSourceMappings."""
 
     def __init__(self, invoker: Invoker, client: Callable[[str], Any], region: str) -> None:
         self._invoker = invoker
         self._client = client
         self._region = region
-        self._pollers: dict[str, SqsMappingPoller] = {}
+        self._pollers: dict[str, list[SqsMappingPoller]] = {}
         self._lock = threading.Lock()
 
     def sync(self) -> None:
@@ -272,21 +288,26 @@ class SqsTrigger:
                     wanted[mapping.uuid] = mapping
         with self._lock:
             for uuid in list(self._pollers):
-                poller = self._pollers[uuid]
-                if wanted.get(uuid) != poller.mapping:
-                    poller.stop()
+                running = self._pollers[uuid]
+                if wanted.get(uuid) != running[0].mapping:
+                    for poller in running:
+                        poller.stop()
                     del self._pollers[uuid]
             for uuid, mapping in wanted.items():
                 if uuid not in self._pollers:
-                    poller = SqsMappingPoller(mapping, self._invoker, self._client("sqs"), self._region)
-                    self._pollers[uuid] = poller
-                    poller.start()
+                    pollers = [
+                        SqsMappingPoller(mapping, self._invoker, self._client("sqs"), self._region)
+                        for _ in range(mapping.concurrency)
+                    ]
+                    self._pollers[uuid] = pollers
+                    for poller in pollers:
+                        poller.start()
 
     @property
     def pollers(self) -> list[SqsMappingPoller]:
         """The running pollers."""
         with self._lock:
-            return list(self._pollers.values())
+            return [poller for pollers in self._pollers.values() for poller in pollers]
 
     def idle(self) -> bool:
         """True when no poller is mid-batch and the mapped queues hold no messages.
@@ -310,6 +331,7 @@ class SqsTrigger:
     def stop(self) -> None:
         """Stop every poller."""
         with self._lock:
-            pollers, self._pollers = list(self._pollers.values()), {}
-        for poller in pollers:
-            poller.stop()
+            running, self._pollers = list(self._pollers.values()), {}
+        for pollers in running:
+            for poller in pollers:
+                poller.stop()

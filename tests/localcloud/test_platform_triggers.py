@@ -172,6 +172,38 @@ def test_sqs_mapping_deletes_successes_and_retries_reported_failures(cloud, outp
 
 @pytest.mark.integration
 @pytest.mark.timeout(90)
+def test_mapping_created_through_the_api_runs_with_its_concurrency(cloud, outputs, record_dir):
+    # Given a queue mapped to the recorder through the Lambda API with MaximumConcurrency 3
+    sqs = cloud.client("sqs")
+    queue_url = sqs.create_queue(QueueName="api-mapped")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    cloud.client("lambda").create_event_source_mapping(
+        EventSourceArn=queue_arn,
+        FunctionName=outputs["RecorderFunctionName"],
+        BatchSize=1,
+        ScalingConfig={"MaximumConcurrency": 3},
+    )
+
+    # When messages arrive
+    for n in range(6):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=f"api-{n}")
+
+    # Then the mapping (picked up within a second) runs three pollers and delivers each message
+    def bodies() -> list[str]:
+        events = recorded_matching(
+            record_dir, lambda e: e.get("Records", [{}])[0].get("eventSourceARN") == queue_arn
+        )
+        return sorted(r["body"] for e in events for r in e["Records"])
+
+    assert wait_for(lambda: len(bodies()) == 6) and bodies() == [f"api-{n}" for n in range(6)]
+    pollers = [p for p in cloud.sqs_trigger.pollers if p.mapping.queue_arn == queue_arn]
+    assert len(pollers) == 3
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
 def test_schedule_rule_invokes_function_with_its_input(cloud, outputs, record_dir):
     ticks = wait_for(lambda: len(recorded_matching(record_dir, lambda e: e == {"source": "tick"})) >= 2)
 
