@@ -75,6 +75,10 @@ class StackIntrinsics:
         self._refs: dict[str, str] = dict(result.resources)
         self._refs.update({item.logical_id: item.physical_id for item in result.skipped})
         self._arns = {source.logical_id: source.function_arn for source in result.functions.values()}
+        # The values a deploy was given are not on the result; the declared defaults are the fallback.
+        for name, declaration in (result.translated_template.get("Parameters") or {}).items():
+            if isinstance(declaration, dict) and "Default" in declaration:
+                self._refs.setdefault(name, str(declaration["Default"]))
         self._pseudo = {
             "AWS::Region": region,
             "AWS::AccountId": account_id,
@@ -409,13 +413,22 @@ def _mock_integration(spec: Mapping[str, Any]) -> MockIntegration:
     return MockIntegration(status=int(response.get("statusCode", 200)), headers=tuple(headers), body=body)
 
 
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        # An intrinsic nothing could resolve: that limit is not applied.
+        LOG.warning("ignoring the throttling limit %r", value)
+        return None
+
+
 def _throttle(settings: Mapping[str, Any]) -> ThrottleLimit | None:
-    rate = settings.get("ThrottlingRateLimit")
-    burst = settings.get("ThrottlingBurstLimit")
+    rate = _number(settings["ThrottlingRateLimit"]) if "ThrottlingRateLimit" in settings else None
+    burst = _number(settings["ThrottlingBurstLimit"]) if "ThrottlingBurstLimit" in settings else None
     if rate is None and burst is None:
         return None
     return ThrottleLimit(
-        rate=float(rate) if rate is not None else _ACCOUNT_RATE_LIMIT,
+        rate=rate if rate is not None else _ACCOUNT_RATE_LIMIT,
         burst=int(burst) if burst is not None else _ACCOUNT_BURST_LIMIT,
     )
 

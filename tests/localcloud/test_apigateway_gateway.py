@@ -26,7 +26,14 @@ from aws_lambda_powertools.utilities.parser.models import (
 from localcloud.apigateway import ApiGateway, ApiKind, GatewayRequest, GatewayResponse, discover_apis
 from localcloud.apigateway.model import Route
 from localcloud.apigateway.routing import RouteTable
-from localcloud.deploy import DeployResult, FunctionSource, TemplatePreparer, strip_unsupported, translate
+from localcloud.deploy import (
+    DeployResult,
+    FunctionSource,
+    SkippedResource,
+    TemplatePreparer,
+    strip_unsupported,
+    translate,
+)
 from localcloud.invocation import FunctionNotFoundError, InvocationResult, TooManyRequestsError
 from localcloud.templates import load_template
 
@@ -598,6 +605,62 @@ def test_explicit_resources_and_methods_and_v2_routes_are_served():
     assert [route.key for route in apis["PlainApi"].routes] == ["GET /orders/{orderId}"]
     assert apis["PlainApi"].stage("prod").default_throttle.rate == 100
     assert rest.status == 200 and http.status == 200
-    assert rest_event["resource"] == "/orders/{orderId}" and rest_event["pathParameters"] == {"orderId": "o-1"}
+    assert rest_event["resource"] == "/orders/{orderId}" and rest_event["pathParameters"] == {
+        "orderId": "o-1"
+    }
     assert rest_event["stageVariables"] == {"env": "prod"}
     assert http_event["routeKey"] == "GET /orders/{orderId}" and http_event["rawPath"] == "/orders/o-2"
+
+
+INVOCATION_URI = "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Fn.Arn}/invocations"
+
+
+def test_hand_written_fragment_with_parameters_and_unresolvable_limits():
+    # Given a translated fragment whose stage refers to parameters and to something unresolvable
+    body = {
+        "swagger": "2.0",
+        "paths": {
+            "/": {
+                "get": {
+                    "x-amazon-apigateway-integration": {
+                        "type": "aws_proxy",
+                        "uri": {"Fn::Sub": INVOCATION_URI},
+                    }
+                }
+            }
+        },
+    }
+    stage = {
+        "RestApiId": "api123",
+        "StageName": {"Ref": "StageName"},
+        "MethodSettings": [
+            {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": {"Ref": "Rate"}},
+            {"ResourcePath": "/~1", "HttpMethod": "GET", "ThrottlingBurstLimit": {"Fn::ImportValue": "x"}},
+        ],
+    }
+    result = DeployResult(
+        stack_name="frag",
+        stack_id="frag-id",
+        status="CREATE_COMPLETE",
+        outputs={},
+        resources={"Fn": "frag-Fn"},
+        functions={
+            "frag-Fn": FunctionSource(
+                "Fn", "frag-Fn", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:frag-Fn", None
+            )
+        },
+        skipped=[
+            SkippedResource("Api", "AWS::ApiGateway::RestApi", {"Properties": {"Body": body}}, "api123"),
+            SkippedResource("Stage", "AWS::ApiGateway::Stage", {"Properties": stage}, "stage123"),
+        ],
+        translated_template={"Parameters": {"StageName": {"Default": "beta"}, "Rate": {"Default": 5}}},
+    )
+
+    # When it is discovered
+    (api,) = discover_apis(result, REGION, ACCOUNT)
+
+    # Then parameter defaults fill in, and the unresolvable limit is left out
+    assert api.primary_stage == "beta"
+    assert api.stage("beta").default_throttle.rate == 5.0
+    assert api.stage("beta").route_throttles == {}
+    assert api.routes[0].integration.function == "frag-Fn"
