@@ -6,7 +6,7 @@ See ``localcloud/iot/README.md``.
 from localcloud.iot.actions import ActionError, ActionServices, RuleAction, build_action
 from localcloud.iot.broker import BrokerStartError, MqttBroker, RetainedMessage
 from localcloud.iot.dataplane import DataPlaneServer
-from localcloud.iot.local import HANDLED_BY, TOPIC_RULE_TYPE, LocalIot
+from localcloud.iot.local import DATA_PLANE_ENDPOINT_ENV, HANDLED_BY, TOPIC_RULE_TYPE, LocalIot
 from localcloud.iot.messages import UNDEFINED, IotMessage
 from localcloud.iot.rules import (
     ActionFailure,
@@ -23,6 +23,7 @@ from localcloud.iot.templates import SubstitutionTemplate
 from localcloud.iot.topics import InvalidTopicError, topic_matches
 
 __all__ = [
+    "DATA_PLANE_ENDPOINT_ENV",
     "HANDLED_BY",
     "TOPIC_RULE_TYPE",
     "UNDEFINED",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amqtt.broker import Broker
-from amqtt.plugins.base import BasePlugin
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
 
 from localcloud.iot.messages import IotMessage
 from localcloud.iot.topics import validate_topic
@@ -71,9 +71,25 @@ class MessageTapPlugin(BasePlugin[Any]):  # type: ignore[misc]
             self._on_retained(retained_message)
 
 
+PERSISTENT_SESSION_EXPIRY_S = 3600
 # Seconds a WebSocket client gets to answer the close handshake when the broker stops.
 _WS_CLOSE_TIMEOUT = 1.0
 
+
+class AcceptAnyClientPlugin(BaseAuthPlugin):  # type: ignore[misc]
+    """Lets every client in, without marking it anonymous.
+
+    amqtt's own anonymous plugin marks sessions anonymous, and amqtt then drops anonymous
+    persistent sessions on disconnect and queues nothing for them; AWS IoT keeps persistent
+    sessions (and their QoS 1 messages) for an hour.
+    """
+
+    async def authenticate(self, *, session: Any) -> bool:
+        """Accept."""
+        return True
+
+
+_AUTH_PLUGIN = f"{AcceptAnyClientPlugin.__module__}.{AcceptAnyClientPlugin.__qualname__}"
 _TAP_PLUGIN = f"{MessageTapPlugin.__module__}.{MessageTapPlugin.__qualname__}"
 
 
@@ -81,7 +97,8 @@ class MqttBroker:
     """amqtt on ``host`` with a TCP listener (``mqtt_port``) and a WebSocket one (``ws_port``).
 
     Port 0 picks a free port; the chosen ones are in :attr:`mqtt_port` / :attr:`ws_port` after
-    :meth:`start`. Authentication is anonymous: any client id, no credentials, no TLS.
+    :meth:`start`. Every client is let in: any client id, no credentials, no TLS. Persistent
+    sessions (clean session off) keep their subscriptions and QoS 1 messages for an hour.
     """
 
     def __init__(
@@ -138,12 +155,11 @@ class MqttBroker:
                 "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_ports['default']}"},
                 "ws": {"type": "ws", "bind": f"{self.host}:{self._requested_ports['ws']}"},
             },
-            # Only what local IoT needs: anonymous clients and the tap. amqtt's default $SYS and
+            # AWS IoT's default persistent-session expiry.
+            "session_expiry_interval": PERSISTENT_SESSION_EXPIRY_S,
+            # Only what local IoT needs: any client in, and the tap. amqtt's default $SYS and
             # packet-logging plugins are left out (noise, and $SYS topics do not exist on AWS).
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
-                _TAP_PLUGIN: {},
-            },
+            "plugins": {_AUTH_PLUGIN: {}, _TAP_PLUGIN: {}},
         }
         broker = Broker(config)
         for plugin in broker.plugins_manager.plugins:

@@ -36,7 +36,9 @@ class ReceivedMessage:
 class MqttClient:
     """A connected MQTT 3.1.1 client over TCP (``mqtt://``) or WebSocket (``ws://``)."""
 
-    def __init__(self, url: str, client_id: str | None = None, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, client_id: str | None = None, *, clean_session: bool = True, timeout: float = 5.0
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "ws") or parts.hostname is None or parts.port is None:
             raise ValueError(f"expected mqtt://host:port or ws://host:port/path, got {url!r}")
@@ -45,7 +47,12 @@ class MqttClient:
         self.timeout = timeout
         self.messages: queue.Queue[ReceivedMessage] = queue.Queue()
         transport: Literal["websockets", "tcp"] = "websockets" if parts.scheme == "ws" else "tcp"
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, transport=transport)
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            transport=transport,
+            clean_session=clean_session,
+        )
         if transport == "websockets":
             self._client.ws_set_options(path=parts.path or "/mqtt")
         self._connected = threading.Event()

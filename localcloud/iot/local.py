@@ -25,6 +25,9 @@ LOG = logging.getLogger(__name__)
 TOPIC_RULE_TYPE = "AWS::IoT::TopicRule"
 # What SkippedResource.handled_by says for the rules LocalIot runs.
 HANDLED_BY = "localcloud.iot"
+# botocore's service-specific endpoint variable for iot-data (service id "IoT Data Plane"); it wins
+# over AWS_ENDPOINT_URL, so code inside functions reaches the local data plane with no change.
+DATA_PLANE_ENDPOINT_ENV = "AWS_ENDPOINT_URL_IOT_DATA_PLANE"
 
 
 class LocalIot:
@@ -111,6 +114,14 @@ class LocalIot:
     def data_url(self) -> str:
         """``http://host:port``: ``endpoint_url`` for boto3's ``iot-data`` client."""
         return self.data_plane.url
+
+    def client_environment(self) -> dict[str, str]:
+        """Environment variables that send boto3's ``iot-data`` clients to this data plane.
+
+        Give them to function workers (next to ``AWS_ENDPOINT_URL``): otherwise an iot-data
+        ``publish`` inside a handler goes to moto, which accepts it and delivers it nowhere.
+        """
+        return {DATA_PLANE_ENDPOINT_ENV: self.data_url}
 
     def client(self, service_name: str) -> Any:
         """A boto3 client for the local AWS endpoint (shared by the rule actions)."""

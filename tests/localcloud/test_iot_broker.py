@@ -107,6 +107,22 @@ def test_wildcard_subscriptions(iot, data, clients):
     assert_nothing_more(multi, 0.05)
 
 
+def test_the_client_environment_routes_boto3_iot_data_to_the_data_plane(iot, clients, monkeypatch):
+    # Given the variables a function worker would get, next to the general endpoint override
+    monkeypatch.setenv("AWS_ENDPOINT_URL", UNUSED_ENDPOINT)
+    for name, value in iot.client_environment().items():
+        monkeypatch.setenv(name, value)
+    subscriber = connect(clients, iot.ws_url)
+    subscriber.subscribe("from/handler")
+
+    # When code publishes with a plain iot-data client (no endpoint_url)
+    session = boto3.session.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1")
+    session.client("iot-data").publish(topic="from/handler", payload=b"hi")
+
+    # Then the message reaches local IoT
+    assert subscriber.receive().payload == b"hi"
+
+
 def test_topics_are_url_decoded(iot, data, clients):
     subscriber = connect(clients, iot.mqtt_url)
     subscriber.subscribe("#")
@@ -136,6 +152,19 @@ def test_mqtt_clients_talk_to_each_other_across_transports(iot, clients):
 
     received = browser.receive()
     assert (received.topic, received.payload) == ("chat/bike-7", b"hello")
+
+
+def test_persistent_sessions_keep_qos1_messages_while_offline(iot, data):
+    # Given a device with a persistent session and a QoS 1 subscription, then offline
+    with MqttClient(iot.mqtt_url, "bike-persistent", clean_session=False) as device:
+        device.subscribe("commands/bike-persistent", qos=1)
+
+    # When commands are published while it is away
+    data.publish(topic="commands/bike-persistent", qos=1, payload=b"stop")
+
+    # Then it gets them when it comes back with the same client id
+    with MqttClient(iot.mqtt_url, "bike-persistent", clean_session=False) as device:
+        assert device.receive().payload == b"stop"
 
 
 def test_in_process_publish_takes_the_data_plane_path(iot, clients):
