@@ -11,6 +11,7 @@ from typing import Any
 from localcloud.invocation import Invoker
 
 from . import moto_compat
+from .checkpoint import CheckpointStore
 from .config import MappingConfig
 from .settings import Clock, EngineSettings, SystemClock
 from .sources import make_client
@@ -43,6 +44,8 @@ class MappingEngine:
         self.settings = settings or EngineSettings()
         self.clock = clock or SystemClock()
         self._workers: dict[str, MappingWorker] = {}
+        # Checkpoints outlive a mapping's worker (disable/enable, update) even without state_dir.
+        self._stores: dict[str, CheckpointStore] = {}
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,9 +104,6 @@ class MappingEngine:
         """Re-read the mappings: start new or enabled ones, restart updated ones, stop the rest."""
         moto_compat.apply()
         with self._lock:
-            if self._stopping.is_set() and self._thread is None and not self._workers:
-                # Stopped engines stay stopped; start() clears the flag.
-                pass
             try:
                 raw = self._list_mappings()
             except Exception:
@@ -123,6 +123,10 @@ class MappingEngine:
             for uuid, config in wanted.items():
                 if uuid in self._workers:
                     continue
+                store = self._stores.get(uuid)
+                if store is None:
+                    store = CheckpointStore(self.state_dir, uuid, config.event_source_arn)
+                    self._stores[uuid] = store
                 worker = MappingWorker(
                     config,
                     endpoint_url=self.endpoint_url,
@@ -130,6 +134,7 @@ class MappingEngine:
                     state_dir=self.state_dir,
                     settings=self.settings,
                     clock=self.clock,
+                    store=store,
                 )
                 self._workers[uuid] = worker
                 worker.start()

@@ -360,6 +360,10 @@ class ShardWorker:
         self._iterator = result.next_iterator
         fresh = [r for r in result.records if self._last_read is None or r.seq > self._last_read]
         if not fresh:
+            if result.millis_behind and result.next_iterator is not None:
+                # Kinesis may answer empty while records lie further on: keep reading.
+                self._more = True
+                return
             self._more = False
             self._last_empty_poll = started
             if result.next_iterator is None or closed_before:
@@ -562,6 +566,7 @@ class MappingWorker:
         state_dir: Path | None,
         settings: EngineSettings,
         clock: Clock,
+        store: CheckpointStore | None = None,
     ) -> None:
         self.config = config
         self.endpoint_url = endpoint_url
@@ -569,7 +574,7 @@ class MappingWorker:
         self.settings = settings
         self.clock = clock
         self.state = MappingState.STARTING
-        self.store = CheckpointStore(state_dir, config.uuid, config.event_source_arn)
+        self.store = store or CheckpointStore(state_dir, config.uuid, config.event_source_arn)
         self.source = make_source(config, endpoint_url)
         self.sender = FunctionSender(invoker, config.function_arn)
         self.destination = (

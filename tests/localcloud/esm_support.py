@@ -279,11 +279,13 @@ def make_engine(moto_endpoint: str, invoker: RecordingInvoker, tmp_path: Path) -
     engines: list[MappingEngine] = []
 
     def factory(
-        settings: EngineSettings = FAST, state_dir: Path | None = None, start: bool = True
+        settings: EngineSettings = FAST,
+        state_dir: Path | None = None,
+        start: bool = True,
+        in_memory: bool = False,
     ) -> MappingEngine:
-        engine = MappingEngine(
-            moto_endpoint, REGION, invoker, state_dir=state_dir or tmp_path / "state", settings=settings
-        )
+        directory = None if in_memory else state_dir or tmp_path / "state"
+        engine = MappingEngine(moto_endpoint, REGION, invoker, state_dir=directory, settings=settings)
         engines.append(engine)
         if start:
             engine.start()

@@ -204,7 +204,8 @@ def test_sync_follows_created_disabled_enabled_updated_and_deleted_mappings(
     invoker.register(name, lambda event: None)
     stream, stream_arn = aws.stream()
     lam = aws.client("lambda")
-    engine = make_engine()
+    # In memory: checkpoints must survive disable/enable and updates without a state directory
+    engine = make_engine(in_memory=True)
     # Created after the engine started
     uuid = aws.mapping(name, stream_arn)["UUID"]
     aws.put(stream, {"n": 0})
