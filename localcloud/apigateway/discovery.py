@@ -234,8 +234,7 @@ class ApiDiscovery:
     # -- REST APIs -------------------------------------------------------------------------------
     def _rest_api(self, item: SkippedResource, properties: dict[str, Any]) -> Api:
         api_id = item.physical_id
-        body = properties.get("Body") if isinstance(properties.get("Body"), dict) else {}
-        assert isinstance(body, dict)
+        body = _body_of(properties)
         routes = self._openapi_routes(body, ApiKind.REST)
         routes.extend(self._rest_method_routes(api_id))
         binary_types = [*body.get("x-amazon-apigateway-binary-media-types", [])]
@@ -318,8 +317,7 @@ class ApiDiscovery:
     # -- HTTP APIs -------------------------------------------------------------------------------
     def _http_api(self, item: SkippedResource, properties: dict[str, Any]) -> Api:
         api_id = item.physical_id
-        body = properties.get("Body") if isinstance(properties.get("Body"), dict) else {}
-        assert isinstance(body, dict)
+        body = _body_of(properties)
         routes = self._openapi_routes(body, ApiKind.HTTP)
         routes.extend(self._http_route_resources(api_id))
         if "Target" in properties:
@@ -386,6 +384,11 @@ class ApiDiscovery:
 def discover_apis(result: DeployResult, region: str, account_id: str) -> list[Api]:
     """The REST and HTTP APIs declared by one deployed stack."""
     return ApiDiscovery(result, region, account_id).discover()
+
+
+def _body_of(properties: Mapping[str, Any]) -> dict[str, Any]:
+    body = properties.get("Body")
+    return body if isinstance(body, dict) else {}
 
 
 def _http_routes(routes: Iterable[Route]) -> list[Route]:
