@@ -9,6 +9,7 @@ machine in browsers and most resolvers), where paths are exactly those on AWS.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -210,6 +211,23 @@ class ApiGatewayServer:
 
         return _EXECUTE_API_URL.sub(replace, text)
 
+    def index(self) -> GatewayResponse:
+        """The served APIs as JSON (what ``GET /`` answers), so a person can find the URLs."""
+        listing = [
+            {
+                "apiId": info.api_id,
+                "logicalId": info.logical_id,
+                "stack": info.stack_name,
+                "kind": info.kind.value,
+                "baseUrl": info.base_url,
+                "stages": info.stage_urls,
+                "routes": list(info.routes),
+            }
+            for info in self.apis
+        ]
+        body = json.dumps({"apis": listing}, indent=2).encode()
+        return GatewayResponse(200, [("Content-Type", "application/json")], body)
+
     def _info(self, api: Api) -> ApiInfo:
         stage_urls = {stage.name: self.base_url(api.api_id, stage.name) for stage in api.stages}
         return ApiInfo(
@@ -261,7 +279,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         target = front_door.dispatch(host, self.path)
         if target is None:
-            self._write(GatewayResponse.json_message(404, "Not Found"))
+            if self.command == "GET" and urlsplit(self.path).path.rstrip("/") in (
+                "",
+                PATH_PREFIX.rstrip("/"),
+            ):
+                self._write(front_door.index())
+            else:
+                self._write(GatewayResponse.json_message(404, "Not Found"))
             return
         api_id, path, query = target
         request = GatewayRequest(

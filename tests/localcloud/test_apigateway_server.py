@@ -63,6 +63,10 @@ def test_register_reports_base_urls_per_api_and_stage(server, infos, deployed):
     assert infos["ItemsHttpApi"].base_url.endswith("/dev")
     assert server.url.startswith("http://127.0.0.1:")
     assert {info.api_id for info in server.apis} == {info.api_id for info in infos.values()}
+    # The root lists them for people looking for the URLs.
+    status, _, body = get(f"{server.url}/")
+    assert status == 200
+    assert {api["baseUrl"] for api in json.loads(body)["apis"]} == {info.base_url for info in infos.values()}
 
 
 def test_rest_request_over_http_with_path_and_query(infos):
