@@ -6,7 +6,8 @@ synchronous invoke per message — and for DynamoDB Streams it then empties the 
 
 * the Lambda ``Invoke`` API (RequestResponse, Event, DryRun) runs functions in localcloud's runtime;
 * SNS deliveries to ``lambda`` subscriptions, S3 notifications to functions and EventBridge rule
-  targets become asynchronous invocations (Lambda's async semantics, with retries);
+  targets (which moto does not deliver to Lambda at all) become asynchronous invocations
+  (Lambda's async semantics, with retries);
 * moto's own SQS / Kinesis / DynamoDB-Streams mapping triggers are detached, because localcloud's
   pollers (and the ESM engine) drive those mappings with AWS semantics.
 
@@ -16,17 +17,20 @@ The patches are installed once per process and are inert while no bridge is acti
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import dynamodb_backends
 from moto.events import notifications as events_notifications
+from moto.events.models import Rule
+from moto.events.utils import EventTemplateParser
 from moto.kinesis.models import kinesis_backends
 from moto.s3 import notifications as s3_notifications
 from moto.sns.models import Subscription
@@ -134,6 +138,30 @@ def detach_builtin_pollers() -> None:
             stream.lambda_event_source_mappings.clear()
 
 
+def rule_target_event(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    """What a Lambda target of an EventBridge rule receives: ``Input``, ``InputPath`` or the event."""
+    if target.get("Input"):
+        return json.loads(target["Input"])
+    delivered = {key: value for key, value in event.items() if key != "ingestion-time"}
+    if isinstance(delivered.get("time"), int | float):
+        # moto keeps epoch seconds; EventBridge delivers ISO-8601 UTC.
+        delivered["time"] = datetime.fromtimestamp(delivered["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    transformer = target.get("InputTransformer")
+    if transformer:
+        return EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=cast(Any, delivered),
+        )
+    path = target.get("InputPath")
+    if isinstance(path, str) and path.startswith("$"):
+        value: Any = delivered
+        for part in [p for p in path[1:].split(".") if p]:
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+    return delivered
+
+
 def _install() -> None:
     with _state.lock:
         if _state.installed:
@@ -142,6 +170,7 @@ def _install() -> None:
         _patch_sns()
         _patch_s3()
         _patch_events()
+        _patch_rules()
         _patch_mappings()
         _state.installed = True
 
@@ -227,6 +256,31 @@ def _patch_events() -> None:
         dispatcher.invoke_async(fn_arn, event, "events")
 
     events_notifications._invoke_lambda = invoke_lambda
+
+
+def _patch_rules() -> None:
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        # moto delivers to logs, SQS and buses but raises on Lambda targets: it gets a copy of the
+        # rule without them, and localcloud delivers those.
+        dispatcher = _active()
+        if dispatcher is None:
+            original(self, original_event, transform_input)
+            return
+        others = copy.copy(self)
+        others.targets = [t for t in self.targets if ":lambda:" not in t.get("Arn", "")]
+        original(others, original_event, transform_input)
+        if getattr(self, "state", "ENABLED") != "ENABLED":
+            return
+        if not self.event_pattern.get_pattern() or not self.event_pattern.matches_event(original_event):
+            # A rule without a pattern is a schedule rule: events never match it.
+            return
+        for target in self.targets:
+            if ":lambda:" in target.get("Arn", ""):
+                dispatcher.invoke_async(target["Arn"], rule_target_event(target, original_event), "events")
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
 def _patch_mappings() -> None:

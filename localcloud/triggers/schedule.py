@@ -1,8 +1,8 @@
 """EventBridge schedule rules: ``rate(...)`` and ``cron(...)`` rules invoke their Lambda targets.
 
 moto stores rules but never fires scheduled ones. The runner reads the rules from moto's events
-backend and invokes function targets asynchronously with the ``Scheduled Event`` shape (or the
-target's constant ``Input``).
+backend and invokes function targets asynchronously with the ``Scheduled Event`` shape (or what the
+target's ``Input``, ``InputPath`` or ``InputTransformer`` makes of it).
 
 ``time_scale`` shrinks ``rate`` periods for tests (0.01 turns ``rate(1 minute)`` into 0.6 s);
 cron schedules always follow the wall clock.
@@ -10,7 +10,6 @@ cron schedules always follow the wall clock.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -23,6 +22,7 @@ from typing import Any, Protocol
 from moto.events.models import events_backends
 
 from localcloud.aws import ACCOUNT_ID
+from localcloud.moto_bridge import rule_target_event
 
 LOG = logging.getLogger(__name__)
 
@@ -269,8 +269,5 @@ class ScheduleRunner:
             if ":lambda:" not in arn:
                 LOG.info("rule %s: only Lambda targets are invoked locally (skipping %s)", rule.name, arn)
                 continue
-            if target.get("Input"):
-                event: Any = json.loads(target["Input"])
-            else:
-                event = scheduled_event(rule.arn, self._region, moment)
+            event = rule_target_event(target, scheduled_event(rule.arn, self._region, moment))
             self._dispatch.invoke_async(arn, event, "events:schedule")

@@ -156,6 +156,10 @@ class SqsMappingPoller:
         """Start polling."""
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the thread to stop after its current receive or batch."""
+        self._stop.set()
+
     def stop(self) -> None:
         """Stop polling and wait for the thread."""
         self._stop.set()
@@ -291,6 +295,8 @@ class SqsTrigger:
                 running = self._pollers[uuid]
                 if wanted.get(uuid) != running[0].mapping:
                     for poller in running:
+                        poller.request_stop()
+                    for poller in running:
                         poller.stop()
                     del self._pollers[uuid]
             for uuid, mapping in wanted.items():
@@ -332,6 +338,9 @@ class SqsTrigger:
         """Stop every poller."""
         with self._lock:
             running, self._pollers = list(self._pollers.values()), {}
-        for pollers in running:
-            for poller in pollers:
-                poller.stop()
+        everything = [poller for pollers in running for poller in pollers]
+        # Signal all first: each may sit in a long poll, and they can all wait it out together.
+        for poller in everything:
+            poller.request_stop()
+        for poller in everything:
+            poller.stop()

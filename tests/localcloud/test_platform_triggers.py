@@ -212,6 +212,32 @@ def test_schedule_rule_invokes_function_with_its_input(cloud, outputs, record_di
 
 @pytest.mark.integration
 @pytest.mark.timeout(90)
+def test_put_events_reaches_lambda_targets_of_matching_rules(cloud, outputs, record_dir):
+    # When events are put on the default bus, one matching the template's rule and one not
+    cloud.client("events").put_events(
+        Entries=[
+            {
+                "Source": "race.simulator",
+                "DetailType": "LapCompleted",
+                "Detail": json.dumps({"racerId": 101}),
+            },
+            {"Source": "race.simulator", "DetailType": "Other", "Detail": json.dumps({"racerId": 102})},
+        ]
+    )
+
+    # Then only the matching one is delivered, in EventBridge's shape
+    def laps() -> list[dict[str, Any]]:
+        return recorded_matching(record_dir, lambda e: e.get("source") == "race.simulator")
+
+    events = wait_for(laps)
+    time.sleep(0.5)  # give a wrongly delivered second event the chance to show up
+    assert [e["detail"] for e in laps()] == [{"racerId": 101}]
+    assert events[0]["detail-type"] == "LapCompleted"
+    assert events[0]["time"].endswith("Z")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
 def test_asynchronous_invoke_api_runs_the_function(cloud, outputs, record_dir):
     response = cloud.client("lambda").invoke(
         FunctionName=outputs["RecorderFunctionName"], InvocationType="Event", Payload=b'{"source": "async"}'
