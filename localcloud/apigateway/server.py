@@ -279,10 +279,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         target = front_door.dispatch(host, self.path)
         if target is None:
-            if self.command == "GET" and urlsplit(self.path).path.rstrip("/") in (
-                "",
-                PATH_PREFIX.rstrip("/"),
-            ):
+            listing = urlsplit(self.path).path.rstrip("/") in ("", PATH_PREFIX.rstrip("/"))
+            if self.command == "GET" and listing:
                 self._write(front_door.index())
             else:
                 self._write(GatewayResponse.json_message(404, "Not Found"))
