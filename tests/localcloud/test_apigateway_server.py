@@ -150,7 +150,7 @@ def test_concurrent_requests_are_served_in_parallel(deployed):
 
     # Then each got its own answer, and together they took about as long as one
     assert [body for _, _, body in results] == [f"r{n}".encode() for n in range(20)]
-    assert elapsed < 1.0
+    assert elapsed < 1.5  # one after another: 6 s
 
 
 def test_stop_closes_connections_and_releases_the_port(deployed):
