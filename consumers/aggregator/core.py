@@ -16,7 +16,7 @@ import orjson
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from consumers.aggregator.records import decode_record
+from consumers.aggregator.records import decode_clean_batch, decode_record
 from consumers.quarantine import PoisonRecord
 from leaderboard.domain import RaceStore, WindowAccumulator, WindowReport, apply_window
 
@@ -83,6 +83,18 @@ class WindowAggregator:
         self, records: list[dict[str, Any]], window: WindowAccumulator, summary: InvocationSummary
     ) -> list[dict[str, str]]:
         """Decode every record into the window; quarantine poison; report records we could not park."""
+        summary.records = len(records)
+        messages = decode_clean_batch(records)
+        if messages is not None:
+            window.add_all(messages)
+            summary.messages += len(messages)
+            return []
+        return self._accumulate_each(records, window, summary)
+
+    def _accumulate_each(
+        self, records: list[dict[str, Any]], window: WindowAccumulator, summary: InvocationSummary
+    ) -> list[dict[str, str]]:
+        """The per-record path (powertools BatchProcessor) for batches holding a bad record."""
 
         def on_record(record: KinesisStreamRecord) -> None:
             outcome = decode_record(record)
@@ -100,7 +112,6 @@ class WindowAggregator:
         )
         with processor(records=records, handler=on_record):
             processor.process()
-        summary.records = len(records)
         response = processor.response()
         failures = [
             {"itemIdentifier": str(item["itemIdentifier"])} for item in response.get("batchItemFailures", [])

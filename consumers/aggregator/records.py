@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import binascii
+from base64 import b64decode
 from dataclasses import dataclass, field
+from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+from pydantic import TypeAdapter, ValidationError
 
 from consumers.quarantine import PoisonRecord
 from leaderboard.domain import MalformedMessageError, RacerMessage, parse_message
@@ -52,3 +56,28 @@ def decode_record(record: KinesisStreamRecord) -> RecordOutcome:
         except MalformedMessageError as exc:
             outcome.poison.append(poison(payload, str(exc), index if aggregated else None))
     return outcome
+
+
+_MESSAGE_LIST = TypeAdapter(list[RacerMessage])
+
+
+def decode_clean_batch(records: list[dict[str, Any]]) -> list[RacerMessage] | None:
+    """Every message of the batch validated in one pass, or None if any payload is not a message.
+
+    The common case (every record valid) costs one validation call over a JSON array of all the
+    payloads instead of one per record; a batch with any bad record returns None and goes through
+    the per-record path, which finds, quarantines and reports the bad ones. Joining payloads with
+    commas cannot hide a bad one: a payload holding zero or several JSON values either breaks the
+    array's syntax or changes the element count, which is checked.
+    """
+    payloads: list[bytes] = []
+    try:
+        for record in records:
+            payloads.extend(deaggregate(b64decode(record["kinesis"]["data"], validate=True)))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        return None
+    try:
+        messages = _MESSAGE_LIST.validate_json(b"[" + b",".join(payloads) + b"]")
+    except ValidationError:
+        return None
+    return messages if len(messages) == len(payloads) else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 # Scores are kept in hundredths of an output unit, as integers: with the sample's integer cadence and
 # resistance the formula is exact in hundredths, and integer sums are associative, which the
@@ -29,7 +29,9 @@ class MalformedMessageError(ValueError):
 class RacerMessage(BaseModel):
     """One racer's reading for one second of a race."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Constraints are declared rather than written as Python validators so that validation runs
+    # entirely in pydantic's compiled core: the aggregator validates every message of every batch.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, str_strip_whitespace=True)
 
     event: Literal["update", "final"]
     device_timestamp: StrictInt = Field(alias="deviceTimestamp", ge=0)
@@ -39,24 +41,9 @@ class RacerMessage(BaseModel):
     racer_id: StrictInt = Field(alias="racerId", ge=0)
     class_id: StrictInt = Field(alias="classId", ge=0)
     # Bikes report whole numbers; fractional values are accepted and rounded in output_centi.
-    cadence: float = Field(ge=0, le=250)
-    resistance: float = Field(ge=0, le=250)
-
-    @field_validator("name")
-    @classmethod
-    def _strip_name(cls, value: str) -> str:
-        stripped = value.strip()
-        if not stripped:
-            raise ValueError("name must not be blank")
-        return stripped
-
-    @field_validator("cadence", "resistance", mode="before")
-    @classmethod
-    def _reject_bool(cls, value: object) -> object:
-        # JSON true/false would otherwise coerce to 1.0/0.0 silently.
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        return value
+    # Strict types: JSON true/false or "72" are not a cadence.
+    cadence: float = Field(strict=True, ge=0, le=250)
+    resistance: float = Field(strict=True, ge=0, le=250)
 
     @property
     def is_final(self) -> bool:

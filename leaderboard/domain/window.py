@@ -1,12 +1,14 @@
 """Accumulating a tumbling window's messages in the Lambda window state.
 
 Lambda carries a window's state between invocations as JSON and limits it to 1 MB per shard, so the
-state is encoded compactly: per race, per racer ``[name, finalSecond or -1, "second:output,..."]``.
+state is encoded compactly: per race, per racer ``[name, finalSecond or -1, [second, output, ...]]``
+(a flat list, which JSON parsers turn into Python objects without per-entry work here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -15,7 +17,7 @@ from leaderboard.domain.messages import RacerMessage
 from leaderboard.domain.race import RaceDelta
 from leaderboard.domain.scoring import RacerDelta
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 # Lambda rejects window state over 1 MB; past this budget the aggregator writes what it has early
 # (merging is idempotent, so an early write is only a cost, never a double count).
 DEFAULT_STATE_BUDGET_BYTES = 768 * 1024
@@ -68,7 +70,7 @@ class WindowAccumulator:
                 str(racer_id): [
                     delta.name,
                     -1 if delta.final_second is None else delta.final_second,
-                    ",".join(f"{s}:{o}" for s, o in delta.outputs.items()),
+                    list(chain.from_iterable(delta.outputs.items())),
                 ]
                 for racer_id, delta in race.racers.items()
             }
@@ -96,12 +98,8 @@ class WindowAccumulator:
         try:
             for race_key, race in state["races"].items():
                 racers: dict[int, RacerDelta] = {}
-                for racer_key, (name, final_second, packed) in race["r"].items():
-                    outputs: dict[int, int] = {}
-                    if packed:
-                        for pair in packed.split(","):
-                            second, _, output = pair.partition(":")
-                            outputs[int(second)] = int(output)
+                for racer_key, (name, final_second, flat) in race["r"].items():
+                    outputs = dict(zip(flat[::2], flat[1::2], strict=True))
                     racers[int(racer_key)] = RacerDelta(
                         name=name,
                         outputs=outputs,
