@@ -245,6 +245,11 @@ class _RuleWorker:
                 for _ in range(taken):
                     self._queue.task_done()
 
+    def snapshot(self) -> RuleStats:
+        """A copy of the counters."""
+        with self._lock:
+            return RuleStats(**vars(self.stats))
+
     def _count(self, **increments: int) -> None:
         with self._lock:
             for name, amount in increments.items():
@@ -393,11 +398,7 @@ class RuleEngine:
         """A snapshot of every rule's counters, by rule name."""
         with self._lock:
             workers = [w for group in self._groups.values() for w in group.values()]
-        snapshot = {}
-        for worker in workers:
-            with worker._lock:
-                snapshot[worker.rule.name] = RuleStats(**vars(worker.stats))
-        return snapshot
+        return {worker.rule.name: worker.snapshot() for worker in workers}
 
     def record_failure(self, failure: FailedMessage) -> None:
         """Keep a message that could not be delivered anywhere."""

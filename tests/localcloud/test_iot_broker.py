@@ -240,6 +240,8 @@ def test_a_taken_port_fails_start_quickly_and_clearly():
         # Then starting on it fails with the port in the message, without hanging
         with pytest.raises(BrokerStartError, match=str(taken)):
             LocalIot(endpoint_url=UNUSED_ENDPOINT, mqtt_port=taken).start()
+        with pytest.raises(BrokerStartError, match=str(taken)):
+            LocalIot(endpoint_url=UNUSED_ENDPOINT, ws_port=taken).start()
         with pytest.raises(BrokerStartError, match="data plane"):
             LocalIot(endpoint_url=UNUSED_ENDPOINT, data_port=taken).start()
         assert time.monotonic() - started < 5
