@@ -81,6 +81,11 @@ class CompletionTracker:
                 self._low = self._order.popleft()
                 self._done.discard(self._low)
 
+    def is_resolved(self, seq: int) -> bool:
+        """True once the record is resolved (or was never outstanding)."""
+        with self._lock:
+            return seq in self._done or seq not in self._order
+
     def low_water(self) -> int | None:
         """Highest sequence number such that it and every record read before it are resolved."""
         with self._lock:
@@ -175,9 +180,9 @@ class ShardWorker:
             if config.kind is SourceKind.KINESIS
             else settings.dynamodb_poll_interval_s
         )
-        self._pool = (
-            ThreadPoolExecutor(lanes, thread_name_prefix=f"esm-{self.shard_id}") if lanes > 1 else None
-        )
+        # Batches run on their own threads (one per sub-stream) so that reading the shard overlaps
+        # with invoking the function.
+        self._pool = ThreadPoolExecutor(lanes, thread_name_prefix=f"esm-{self.shard_id}")
         self._thread = threading.Thread(target=self._run, name=f"esm-shard-{self.shard_id}", daemon=True)
         self._iterator: str | None = None
         self._last_read: int | None = None
@@ -302,8 +307,7 @@ class ShardWorker:
             _log.exception("mapping %s shard %s: worker crashed", self.config.uuid, self.shard_id)
             self.state = ShardState.BROKEN
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True)
             self._persist()
             if self.state not in (ShardState.BROKEN, ShardState.FINISHED):
                 self.state = ShardState.STOPPED
@@ -463,8 +467,7 @@ class ShardWorker:
         return _Batch(self._take_batch(lane), lane.window)
 
     def _dispatch(self) -> None:
-        # Keep cutting batches while some are ready: waiting a poll interval between batches
-        # would cap throughput at one batch per interval once the shard is read to its tip.
+        # Hand every idle sub-stream its next job; a busy one gets its next when it finishes.
         progressed = True
         while progressed and not self.stopping.is_set():
             progressed = False
@@ -478,13 +481,21 @@ class ShardWorker:
                         continue
                     lane.busy = True
                 progressed = True
-                if self._pool is None:
-                    self._execute(lane, job)
-                    self._persist()
-                else:
-                    self._pool.submit(self._execute, lane, job)
+                self._pool.submit(self._execute, lane, job)
 
-    def _execute(self, lane: _Lane, job: _Batch | _CloseWindow) -> None:
+    def _execute(self, lane: _Lane, job: _Batch | _CloseWindow | None) -> None:
+        # The sub-stream's thread takes its next job itself, so batches keep flowing while the
+        # reader thread is busy with a GetRecords call.
+        while job is not None:
+            self._run_job(lane, job)
+            with self.cond:
+                self._window_version += 1
+                job = None if self.stopping.is_set() else self._next_job(lane, self.clock.time())
+                if job is None:
+                    lane.busy = False
+                self.cond.notify_all()
+
+    def _run_job(self, lane: _Lane, job: _Batch | _CloseWindow) -> None:
         try:
             if isinstance(job, _Batch):
                 self.processor.process(job.records, job.window)
@@ -498,16 +509,12 @@ class ShardWorker:
             _log.exception("mapping %s shard %s: batch processing failed", self.config.uuid, self.shard_id)
             if isinstance(job, _Batch):
                 # Put unresolved records back so they are tried again, in order.
+                unresolved = [r for r in job.records if not self.tracker.is_resolved(r.seq)]
                 with self.cond:
-                    for record in reversed(job.records):
+                    for record in reversed(unresolved):
                         lane.pending.appendleft(record)
                         lane.pending_bytes += record.size
             self.stopping.wait(self.settings.error_backoff_s)
-        finally:
-            with self.cond:
-                self._window_version += 1
-                lane.busy = False
-                self.cond.notify_all()
 
     def _drained(self) -> bool:
         if not self._ended:
