@@ -261,6 +261,10 @@ class LocalCloud:
         """Call ``listener`` first thing in :meth:`stop` (listeners run newest first)."""
         self._stop_listeners.append(listener)
 
+    def add_function_environment(self, variables: Mapping[str, str]) -> None:
+        """Give every function these environment variables too (e.g. another server's endpoint)."""
+        self.runtime.add_environment(variables)
+
     def mount(self, prefix: str, app: Any) -> str:
         """Serve a WSGI ``app`` under ``prefix`` on the endpoint's port; returns its base URL."""
         return self._endpoint.mount(prefix, app)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,17 @@ class LambdaRuntime:
     def register_code_dirs(self, code_dirs: Iterable[tuple[str, Path]]) -> None:
         """Tell the runtime where each function's handler lives (function name → folder)."""
         self.catalog.register_code_dirs(code_dirs)
+
+    def add_environment(self, variables: Mapping[str, str]) -> None:
+        """Give every function's workers these variables too (after the function's own).
+
+        For other local servers, e.g. ``AWS_ENDPOINT_URL_IOT_DATA_PLANE``. Workers are replaced.
+        """
+        with self._lock:
+            merged = dict(self._settings.extra_environment)
+            merged.update({str(k): str(v) for k, v in variables.items()})
+            self._settings = replace(self._settings, extra_environment=tuple(sorted(merged.items())))
+        self.recycle()
 
     def invoke(self, function: str, event: Any) -> InvocationResult:
         """Invoke ``function`` (name or ARN) synchronously with ``event``."""

@@ -43,12 +43,15 @@ class WorkerSettings:
     region: str
     access_key_id: str
     secret_access_key: str
+    # Variables other local servers add for every function (e.g. a service-specific endpoint).
+    extra_environment: tuple[tuple[str, str], ...] = ()
 
 
 def lambda_environment(spec: FunctionSpec, settings: WorkerSettings, log_stream: str) -> dict[str, str]:
     """The environment of a function's worker: inherited basics, the function's own, then Lambda's."""
     env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
     env.update(dict(spec.environment))
+    env.update(dict(settings.extra_environment))
     env.update(
         {
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,

@@ -101,6 +101,20 @@ def test_environment_has_function_and_lambda_variables(cloud, outputs):
     assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-") and env["_X_AMZN_TRACE_ID"].endswith(";Sampled=0")
 
 
+def test_platform_environment_reaches_every_function(cloud, outputs):
+    name = outputs["ContextFunctionName"]
+    before = cloud.invoke(name, {})
+
+    cloud.add_function_environment({"AWS_ENDPOINT_URL_IOT_DATA_PLANE": "http://127.0.0.1:1"})
+    result = cloud.invoke(name, {"env": ["AWS_ENDPOINT_URL_IOT_DATA_PLANE", "COLOUR"]})
+
+    assert result.payload["env"] == {
+        "AWS_ENDPOINT_URL_IOT_DATA_PLANE": "http://127.0.0.1:1",
+        "COLOUR": "teal",
+    }
+    assert result.payload["pid"] != before.payload["pid"]  # fresh workers carry the new variables
+
+
 def test_boto3_inside_a_handler_reaches_the_local_endpoint(cloud, outputs):
     name = outputs["ContextFunctionName"]
 
