@@ -27,6 +27,7 @@ import boto3
 from botocore.exceptions import ClientError
 from moto.cloudformation.models import cloudformation_backends
 from moto.cloudformation.parsing import NULL_MODELS, clean_json, get_model_map
+from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
@@ -202,9 +203,15 @@ def translate(template: dict[str, Any], parameters: Mapping[str, str], region: s
         region_name=region,
     )
     translator = Translator(_ManagedPolicyMap(), Parser(), boto_session=session)
-    translated: dict[str, Any] = translator.translate(
-        copy.deepcopy(template), parameter_values=dict(parameters), get_managed_policy_map=_ManagedPolicyMap
-    )
+    try:
+        translated: dict[str, Any] = translator.translate(
+            copy.deepcopy(template),
+            parameter_values=dict(parameters),
+            get_managed_policy_map=_ManagedPolicyMap,
+        )
+    except InvalidDocumentException as exc:
+        reasons = "; ".join(getattr(cause, "message", str(cause)) for cause in exc.causes)
+        raise DeployError(f"the SAM template is invalid: {reasons}") from exc
     # Any other (unknown) transforms cannot be run locally; drop the SAM one that was applied.
     remaining = [t for t in transforms if t and t != SAM_TRANSFORM]
     if remaining:

@@ -223,3 +223,23 @@ def test_other_servers_can_share_the_port_and_follow_deploys(cloud, project):
     assert body == b"hello /_localcloud/hello/world"
     assert cloud.client("sqs").list_queues()["QueueUrls"]
     assert "ServerlessRestApi" in seen[0]
+
+
+def test_invalid_sam_template_is_a_deploy_error_with_the_reason():
+    template = parse_template(
+        """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: s3://bucket/key.zip
+      Handler: app.handler
+      Runtime: python3.11
+      Events:
+        Odd: {Type: CarrierPigeon}
+"""
+    )
+
+    with pytest.raises(DeployError, match="CarrierPigeon"):
+        translate(template, {}, "us-east-1")
