@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -388,9 +389,9 @@ class Deployer:
         deployable = resolve_dynamic_references(deployable, self._client)
 
         updated = self._create_or_update(stack_name, deployable, parameters)
-        cloudformation = self._client("cloudformation")
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        stack = self._wait_for_stack(stack_name)
         status = stack["StackStatus"]
+        cloudformation = self._client("cloudformation")
         if status.endswith("FAILED") or "ROLLBACK" in status:
             raise DeployError(f"stack {stack_name} ended in {status}: {stack.get('StackStatusReason', '')}")
         outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
@@ -431,6 +432,16 @@ class Deployer:
             except Exception:
                 LOG.exception("post-deploy step %s failed", getattr(step, "__name__", step))
         return result
+
+    def _wait_for_stack(self, stack_name: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """The stack once no operation is in progress (moto finishes at once; AWS would not)."""
+        cloudformation = self._client("cloudformation")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stack: dict[str, Any] = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+            if not stack["StackStatus"].endswith("_IN_PROGRESS") or time.monotonic() > deadline:
+                return stack
+            time.sleep(0.1)
 
     def _upload_placeholders(self, preparer: TemplatePreparer) -> None:
         if not preparer.code_dirs:
