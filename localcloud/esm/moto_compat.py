@@ -6,7 +6,8 @@ invokes it and then *empties the table's stream*, so a poller never sees the rec
 resharding also keeps routing new records to the closed parent shard and re-numbers the parent's
 records, and it leaves StartingPositionTimestamp out of the mappings it lists. :func:`apply`
 turns the triggers off, makes resharding behave like Kinesis (a closed parent keeps its records;
-new records go to the open child that owns the key's hash) and reports the timestamp.
+new records go to the open child that owns the key's hash), reports the timestamp, and bounds
+the DynamoDB Streams iterators moto would otherwise keep forever.
 
 It patches process-wide moto classes, is idempotent, and is a no-op when moto is not importable
 (e.g. when the engine talks to a moto running in another process, which must apply it there).
@@ -32,12 +33,14 @@ def apply() -> bool:
         try:
             # Imported lazily: moto is heavy and may live in another process.
             from moto.awslambda.models import EventSourceMapping, LambdaBackend  # noqa: PLC0415
+            from moto.dynamodbstreams.models import DynamoDBStreamsBackend  # noqa: PLC0415
             from moto.kinesis import models as kinesis_models  # noqa: PLC0415
         except ImportError:  # pragma: no cover - moto is a localcloud dependency
             return False
         _disable_stream_triggers(LambdaBackend)
         _fix_resharding(kinesis_models)
         _report_starting_timestamp(EventSourceMapping)
+        _bound_stream_iterators(DynamoDBStreamsBackend)
         _state["applied"] = True
         _log.debug("moto stream triggers disabled and Kinesis resharding fixed")
         return True
@@ -53,6 +56,26 @@ def _disable_stream_triggers(backend_cls: Any) -> None:
 
     backend_cls.send_kinesis_message = send_kinesis_message
     backend_cls.send_dynamodb_items = send_dynamodb_items
+
+
+# DynamoDB Streams iterators moto keeps; older ones are dropped (AWS expires them after 15 minutes).
+MAX_STREAM_ITERATORS = 10_000
+
+
+def _bound_stream_iterators(backend_cls: Any) -> None:
+    # moto stores every iterator it hands out forever; a poller asking four times per second
+    # would grow that dict without end.
+    original = backend_cls.get_records
+
+    def get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        result = original(self, iterator_arn, limit)
+        excess = len(self.shard_iterators) - MAX_STREAM_ITERATORS
+        if excess > 0:
+            for key in list(self.shard_iterators)[:excess]:
+                del self.shard_iterators[key]
+        return result
+
+    backend_cls.get_records = get_records
 
 
 def _report_starting_timestamp(mapping_cls: Any) -> None:
