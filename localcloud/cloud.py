@@ -59,8 +59,11 @@ class LocalCloud:
         schedule_time_scale: float = 1.0,
         queue_when_throttled: bool = False,
         async_retry_delays: tuple[float, ...] = (1.0, 2.0),
+        engine_settings: Any = None,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
+        # localcloud.esm.EngineSettings for the stream mappings (None: AWS's timings).
+        self._engine_settings = engine_settings
         self.region = region
         self._endpoint = LocalEndpoint(port=port, region=region)
         self._schedule_time_scale = schedule_time_scale
@@ -132,6 +135,7 @@ class LocalCloud:
                 region=self.region,
                 invoker=self._runtime,
                 state_dir=self.state_dir / "esm" if self.state_dir is not None else None,
+                settings=self._engine_settings,
             )
             self._engine.start()
         self._sqs.sync()

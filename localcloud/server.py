@@ -8,7 +8,9 @@ The server runs in this process, so localcloud can also reach moto's backends di
 from __future__ import annotations
 
 import logging
+import re
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,19 +21,41 @@ from localcloud.aws import DEFAULT_REGION
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+# Services whose moto backends are not safe under concurrent requests, while AWS makes every call
+# atomic: moto assigns Kinesis sequence numbers without a lock (concurrent PutRecords overwrite each
+# other's records), evaluates DynamoDB conditions and writes in separate steps (and rolls a cancelled
+# transaction back by restoring a table snapshot, wiping concurrent writes), and SQS receives can hand
+# one message to two consumers. Requests to them are serialized per service. Lambda is left out on
+# purpose: an Invoke runs the function, which calls back into these services.
+_SERIALIZED_SERVICES = frozenset({"dynamodb", "kinesis", "sqs"})
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+
+def _signing_service(environ: dict[str, Any]) -> str | None:
+    """The service a SigV4-signed request is for (DynamoDB Streams signs as ``dynamodb``)."""
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
 class _PrefixDispatcher:
     """Sends requests under a mounted path prefix to that app, everything else to moto."""
 
     def __init__(self, default: WsgiApp, mounts: dict[str, WsgiApp]) -> None:
         self.default = default
         self.mounts = mounts
+        self._locks = {service: threading.Lock() for service in _SERIALIZED_SERVICES}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         for prefix, app in self.mounts.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return app(environ, start_response)
-        return self.default(environ, start_response)
+        lock = self._locks.get(_signing_service(environ) or "")
+        if lock is None:
+            return self.default(environ, start_response)
+        with lock:
+            # Materialize the body inside the lock: moto may build it lazily.
+            return list(self.default(environ, start_response))
 
 
 def _ensure_port_free(port: int) -> None:
