@@ -146,7 +146,7 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
-            self.clients[service] = boto3.client(
+            self.clients[service] = boto3.client(  # type: ignore[call-overload]
                 service,
                 endpoint_url=self.endpoint_url,
                 region_name=REGION,

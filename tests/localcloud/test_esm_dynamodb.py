@@ -94,6 +94,7 @@ def test_ttl_deletion_carries_the_service_user_identity(
     _put(aws, table, "gone", v=1)
     aws.client("dynamodb").delete_item(TableName=table, Key={"pk": {"S": "gone"}})
     shard = dynamodb_backends[ACCOUNT][REGION].get_table(table).stream_shard
+    assert shard is not None
     shard.items[-1].record["userIdentity"] = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
     aws.mapping(name, stream_arn)
     assert make_engine().wait_until_idle(10)

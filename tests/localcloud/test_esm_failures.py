@@ -74,7 +74,8 @@ def test_poison_record_with_report_batch_item_failures_retries_from_lowest_failu
     assert failure["requestContext"]["functionArn"] == fn_arn
     assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert failure["requestContext"]["approximateInvokeCount"] == 3
-    assert failure["requestContext"]["requestId"] == calls[-1].result.request_id
+    last = calls[-1].result
+    assert last is not None and failure["requestContext"]["requestId"] == last.request_id
     assert failure["responseContext"]["statusCode"] == 200
     assert failure["responseContext"]["executedVersion"] == "$LATEST"
     assert failure["version"] == "1.0"

@@ -122,7 +122,7 @@ def test_batching_window_gathers_records(
     for i in range(5):
         aws.put(stream, {"n": i})
         time.sleep(0.1)
-    assert wait_for(lambda: invoker.calls_for(name), timeout=5)
+    assert wait_for(lambda: bool(invoker.calls_for(name)), timeout=5)
     assert engine.wait_until_idle(10)
     # Then they arrive together, in one invocation
     assert [_numbers(c.records) for c in invoker.calls_for(name)] == [[0, 1, 2, 3, 4]]
