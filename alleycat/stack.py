@@ -19,6 +19,7 @@ from alleycat.status import StatusServer
 from localcloud import LocalCloud
 from localcloud.apigateway.server import ApiGatewayServer
 from localcloud.deploy import DeployResult
+from localcloud.esm import EngineSettings
 from localcloud.iot.local import LocalIot
 from localcloud.templates import load_template
 
@@ -91,7 +92,9 @@ class LocalStack:
             self.cloud = LocalCloud(
                 state_dir=self.home / "state" if self.persist else None,
                 port=self.port,
-                window_idle_wait_s=self.window_idle_wait_s,
+                # AWS keeps an idle tumbling window open up to 2 minutes; locally the last window of
+                # a race closes a moment after its end, so results show up while you watch.
+                engine_settings=EngineSettings(window_idle_wait_s=self.window_idle_wait_s),
             )
             self.cloud.start()
             self.iot = LocalIot(self.cloud.endpoint_url, invoker=self.cloud.runtime)

@@ -88,7 +88,8 @@ def dynamodb_record(raw: dict[str, Any], shard_id: str, stream_arn: str, region:
     ordered: dict[str, Any] = {"ApproximateCreationDateTime": arrival}
     for key in ("Keys", "NewImage", "OldImage", "SequenceNumber", "SizeBytes", "StreamViewType"):
         if key in change:
-            ordered[key] = change[key]
+            value = change[key]
+            ordered[key] = _wire_item(value) if key in ("Keys", "NewImage", "OldImage") else value
     sequence_number = str(change.get("SequenceNumber", ""))
     ordered["SequenceNumber"] = sequence_number
     ordered.setdefault("SizeBytes", len(json.dumps(change.get("Keys", {}))))
@@ -115,6 +116,31 @@ def dynamodb_record(raw: dict[str, Any], shard_id: str, stream_arn: str, region:
         event=event,
         size=_json_size(event),
     )
+
+
+def _wire_value(attribute: dict[str, Any]) -> dict[str, Any]:
+    """One attribute value as Lambda's JSON carries it: binary (``B``/``BS``) base64-encoded.
+
+    boto3 hands binary attributes over as bytes; Lambda events are JSON, where they are base64 text.
+    """
+    (kind, value), *_ = attribute.items()
+    if kind == "B" and isinstance(value, bytes | bytearray):
+        return {"B": base64.b64encode(value).decode("ascii")}
+    if kind == "BS":
+        return {
+            "BS": [
+                base64.b64encode(v).decode("ascii") if isinstance(v, bytes | bytearray) else v for v in value
+            ]
+        }
+    if kind == "M":
+        return {"M": _wire_item(value)}
+    if kind == "L":
+        return {"L": [_wire_value(v) for v in value]}
+    return attribute
+
+
+def _wire_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _wire_value(value) for name, value in item.items()}
 
 
 def _json_size(event: dict[str, Any]) -> int:
