@@ -119,7 +119,8 @@ class _CloseWindow:
     window: Window
 
 
-def _lane_of(key: str, lanes: int) -> int:
+def substream_of(key: str, lanes: int) -> int:
+    """The sub-stream (0..lanes-1) of a partition key: one key always maps to the same one."""
     if lanes == 1:
         return 0
     digest = hashlib.md5(key.encode(), usedforsecurity=False).digest()
@@ -388,7 +389,7 @@ class ShardWorker:
                     skipped.append(record.seq)
                     self.counters.add(filtered=1)
                     continue
-                lane = self.lanes[_lane_of(record.key, len(self.lanes))]
+                lane = self.lanes[substream_of(record.key, len(self.lanes))]
                 if not lane.pending:
                     lane.pending_since = now
                 lane.pending.append(record)
