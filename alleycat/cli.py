@@ -183,7 +183,14 @@ def cmd_race(args: argparse.Namespace) -> int:
 
 
 def _race(args: argparse.Namespace, target: StackTarget) -> int:
-    specs = plan_races(args.classes, args.racers, duration=args.duration, seed=args.seed)
+    # Device timestamps start now, so the screen can tell how far behind the racers standings are.
+    specs = plan_races(
+        args.classes,
+        args.racers,
+        duration=args.duration,
+        seed=args.seed,
+        start_epoch_ms=int(time.time() * 1000),
+    )
     api = LeaderboardApi(target.api_url)
     feed = StandingsFeed(
         signed_mqtt_url(target), {s.race_id: target.standings_topic(s.race_id) for s in specs}
@@ -241,7 +248,7 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
             continue
         title = f"Final results · race {spec.race_id} · class {spec.class_id} · {body['status']}"
         console.print(standings_table(title, body["standings"]))
-        console.print(f"  full leaderboard: {api.url(f'/races/{spec.race_id}/leaderboard')}")
+        console.print(f"  full leaderboard: {api.url(f'/races/{spec.race_id}/leaderboard')}", soft_wrap=True)
     if run is not None:
         console.print(
             f"sent {run.sent:,} messages in {run.duration_seconds:.1f} s "
