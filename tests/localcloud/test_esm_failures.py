@@ -367,3 +367,31 @@ def test_sns_on_failure_destination(aws: Aws, invoker: RecordingInvoker, make_en
 
 def test_unused_settings_import_keeps_fast_profile() -> None:
     assert isinstance(FAST, EngineSettings)
+
+
+def test_s3_on_failure_destination_gets_the_record_and_the_payload(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    s3 = aws.client("s3")
+    bucket = "esm-failures"
+    s3.create_bucket(Bucket=bucket)
+    name, _, _, seqs, _, _ = _setup(
+        aws,
+        2,
+        BatchSize=10,
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": f"arn:aws:s3:::{bucket}"}},
+    )
+
+    def handler(event: dict[str, Any]) -> Any:
+        raise RuntimeError("nope")
+
+    invoker.register(name, handler)
+    engine = make_engine()
+    assert engine.wait_until_idle(10)
+    [obj] = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    mapping_uuid = engine.stats()[0].mapping_uuid
+    assert obj["Key"].startswith(f"aws/lambda/{mapping_uuid}/shardId-000000000000/")
+    document = json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+    assert document["KinesisBatchInfo"]["startSequenceNumber"] == seqs[0]
+    assert [r["kinesis"]["sequenceNumber"] for r in document["payload"]["Records"]] == seqs
