@@ -308,6 +308,8 @@ class ShardWorker:
             _log.exception("mapping %s shard %s: worker crashed", self.config.uuid, self.shard_id)
             self.state = ShardState.BROKEN
         finally:
+            # Also on a crash: batch threads retrying forever must see that this shard is done.
+            self.stopping.set()
             self._pool.shutdown(wait=True)
             self._persist()
             if self.state not in (ShardState.BROKEN, ShardState.FINISHED):
