@@ -164,7 +164,7 @@ class BatchProcessor:
                 window.last_arrival,
                 window.count,
             )
-        count = len(records) if bounds is None else window.count if window else 0
+        count = len(records) if bounds is None else bounds[4]
         if self.destination is None:
             _log.warning(
                 "mapping %s shard %s: discarding %d record(s) (%s), no on-failure destination",
