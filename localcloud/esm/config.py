@@ -81,7 +81,9 @@ class MappingConfig:
         if kind is None:
             return None
         state = raw.get("State")
-        enabled = bool(raw.get("Enabled", True)) if state is None else state in ("Enabled", "Enabling")
+        # Transitional states of a mapping that is (or is about to be) active count as enabled.
+        active = ("Enabled", "Enabling", "Creating", "Updating")
+        enabled = bool(raw.get("Enabled", True)) if state is None else state in active
         timestamp = raw.get("StartingPositionTimestamp")
         if isinstance(timestamp, datetime):
             timestamp = timestamp.timestamp()
