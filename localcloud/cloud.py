@@ -273,6 +273,17 @@ class LocalCloud:
         """Serve a WSGI ``app`` under ``prefix`` on the endpoint's port; returns its base URL."""
         return self._endpoint.mount(prefix, app)
 
+    def add_middleware(self, middleware: Any) -> None:
+        """Wrap every AWS API call to the endpoint (a WSGI middleware: ``app -> app``).
+
+        Used for service limits and fault injection; see :meth:`LocalEndpoint.add_middleware`.
+        """
+        self._endpoint.add_middleware(middleware)
+
+    def remove_middleware(self, middleware: Any) -> None:
+        """Undo :meth:`add_middleware`."""
+        self._endpoint.remove_middleware(middleware)
+
     def invoke(self, function: str, event: Any) -> InvocationResult:
         """Invoke a function (name or ARN) synchronously."""
         return self.runtime.invoke(function, event)

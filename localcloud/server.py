@@ -37,13 +37,36 @@ def _signing_service(environ: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
-class _PrefixDispatcher:
-    """Sends requests under a mounted path prefix to that app, everything else to moto."""
+Middleware = Callable[[WsgiApp], WsgiApp]
 
-    def __init__(self, default: WsgiApp, mounts: dict[str, WsgiApp]) -> None:
-        self.default = default
+
+def aws_service_of(environ: dict[str, Any]) -> str | None:
+    """The AWS service a request to the endpoint is for, from its SigV4 credential scope."""
+    return _signing_service(environ)
+
+
+class _PrefixDispatcher:
+    """Sends requests under a mounted path prefix to that app, everything else to moto.
+
+    Requests to moto pass through the middlewares (outermost first) inside the per-service lock, so
+    a middleware that counts or rewrites calls (service limits, fault injection) sees them one at a
+    time per service, as the backend does.
+    """
+
+    def __init__(self, default: WsgiApp, mounts: dict[str, WsgiApp], middlewares: list[Middleware]) -> None:
+        self.moto = default
         self.mounts = mounts
+        self.middlewares = middlewares
+        self.default = default
         self._locks = {service: threading.Lock() for service in _SERIALIZED_SERVICES}
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Recompose the middleware chain around moto (after a middleware is added or removed)."""
+        app = self.moto
+        for middleware in reversed(self.middlewares):
+            app = middleware(app)
+        self.default = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -81,6 +104,8 @@ class LocalEndpoint:
         self._server: ThreadedMotoServer | None = None
         self._port: int | None = None
         self._mounts: dict[str, WsgiApp] = {}
+        self._middlewares: list[Middleware] = []
+        self._dispatcher: _PrefixDispatcher | None = None
 
     def mount(self, prefix: str, app: WsgiApp) -> str:
         """Serve ``app`` under ``prefix`` on this endpoint; returns the prefix's URL."""
@@ -88,6 +113,18 @@ class LocalEndpoint:
             raise ValueError("a prefix starts with '/' and does not end with one, e.g. /_localcloud/api")
         self._mounts[prefix] = app
         return f"{self.endpoint_url}{prefix}" if self._port is not None else prefix
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Wrap moto's WSGI app with ``middleware`` (applied to every AWS API call, innermost last)."""
+        self._middlewares.append(middleware)
+        if self._dispatcher is not None:
+            self._dispatcher.rebuild()
+
+    def remove_middleware(self, middleware: Middleware) -> None:
+        """Undo :meth:`add_middleware`."""
+        self._middlewares.remove(middleware)
+        if self._dispatcher is not None:
+            self._dispatcher.rebuild()
 
     def unmount(self, prefix: str) -> None:
         """Stop serving ``prefix``."""
@@ -108,7 +145,8 @@ class LocalEndpoint:
         # The werkzeug server reads its app per request, so wrapping it now routes every request.
         inner = server._server
         if inner is not None:
-            inner.app = _PrefixDispatcher(inner.app, self._mounts)
+            self._dispatcher = _PrefixDispatcher(inner.app, self._mounts, self._middlewares)
+            inner.app = self._dispatcher
         self._server = server
         self._port = server.get_host_and_port()[1]
 

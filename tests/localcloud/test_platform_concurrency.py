@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from localcloud import LocalCloud
+from localcloud.server import aws_service_of
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +76,29 @@ def test_concurrent_conditional_increments_all_land(cloud: LocalCloud) -> None:
         list(pool.map(increment, range(60)))
     assert not lost.is_set()
     assert ddb.get_item(TableName="counters", Key={"pk": {"S": "c"}})["Item"]["n"]["N"] == "60"
+
+
+def test_middleware_sees_and_can_answer_aws_calls(cloud: LocalCloud) -> None:
+    seen: list[str | None] = []
+
+    def refuse_sqs(app):  # type: ignore[no-untyped-def]
+        def wrapped(environ, start_response):  # type: ignore[no-untyped-def]
+            service = aws_service_of(environ)
+            seen.append(service)
+            if service == "sqs":
+                body = b'{"__type": "com.amazonaws.sqs#ServiceUnavailable", "message": "injected"}'
+                start_response("503 Service Unavailable", [("Content-Type", "application/x-amz-json-1.0")])
+                return [body]
+            return app(environ, start_response)
+
+        return wrapped
+
+    cloud.add_middleware(refuse_sqs)
+    try:
+        cloud.client("kinesis").list_streams()
+        with pytest.raises(Exception, match=r"injected|ServiceUnavailable|503"):
+            cloud.client("sqs").list_queues()
+    finally:
+        cloud.remove_middleware(refuse_sqs)
+    assert "kinesis" in seen and "sqs" in seen
+    cloud.client("sqs").list_queues()  # removed: calls pass again
