@@ -80,6 +80,7 @@ class BatchProcessor:
         stopping: threading.Event,
         role_arn: str,
         resolve: Callable[[Sequence[StreamRecord]], None],
+        commit_lock: threading.Lock | None = None,
     ) -> None:
         self.config = config
         self.shard_id = shard_id
@@ -92,6 +93,9 @@ class BatchProcessor:
         self.stopping = stopping
         self.role_arn = role_arn
         self.resolve = resolve
+        # Held while a window's state and the resolved records change together, so a checkpoint
+        # snapshot never pairs a new state with an old position (or the reverse).
+        self.commit_lock = commit_lock or threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -153,8 +157,12 @@ class BatchProcessor:
         result: InvocationResult | None,
         payload: dict[str, Any] | None,
         window: Window | None = None,
+        absorb_into: Window | None = None,
     ) -> None:
-        """Hand records (or a window) to the on-failure destination, then resolve them."""
+        """Hand records (or a window) to the on-failure destination, then resolve them.
+
+        ``absorb_into`` is the open window the records belong to (they count as aggregated there).
+        """
         bounds = None
         if window is not None and window.first_sequence is not None and window.last_sequence is not None:
             bounds = (
@@ -186,7 +194,10 @@ class BatchProcessor:
             )
             self._deliver(document, payload, count)
         if records:
-            self.resolve(records)
+            with self.commit_lock:
+                if absorb_into is not None:
+                    absorb_into.absorb(records)
+                self.resolve(records)
 
     def _deliver(self, document: dict[str, Any], payload: dict[str, Any] | None, count: int) -> None:
         assert self.destination is not None
@@ -235,10 +246,13 @@ class BatchProcessor:
             if expired:
                 gone, unit.records = unit.records[:expired], unit.records[expired:]
                 self._give_up(
-                    gone, condition=RECORD_AGE_EXCEEDED, invoke_count=unit.invokes, result=None, payload=None
+                    gone,
+                    condition=RECORD_AGE_EXCEEDED,
+                    invoke_count=unit.invokes,
+                    result=None,
+                    payload=None,
+                    absorb_into=window,
                 )
-                if window is not None:
-                    window.absorb(gone)
                 if not unit.records:
                     units.popleft()
                 continue
@@ -286,9 +300,8 @@ class BatchProcessor:
                     invoke_count=unit.invokes,
                     result=result,
                     payload=self._event(failing, window),
+                    absorb_into=window,
                 )
-                if window is not None:
-                    window.absorb(failing)
                 units.popleft()
                 continue
             unit.retries += 1
@@ -310,17 +323,19 @@ class BatchProcessor:
                 self._sleep(backoff.next_delay())
 
     def _succeeded(self, records: list[StreamRecord], outcome: Outcome, window: Window | None) -> None:
-        if window is not None:
-            window.state = outcome.state if outcome.state is not None else {}
-            window.absorb(records)
+        with self.commit_lock:
+            if window is not None:
+                window.state = outcome.state if outcome.state is not None else {}
+                window.absorb(records)
+            self.resolve(records)
         self.counters.add(records=len(records))
-        self.resolve(records)
         if window is not None and state_size(window.state) > MAX_STATE_BYTES:
             # Over the 1 MB state limit: end this window early and continue it with fresh state.
             self.close_window(window, early=True)
-            window.state = {}
-            window.first_sequence = window.last_sequence = None
-            window.count = 0
+            with self.commit_lock:
+                window.state = {}
+                window.first_sequence = window.last_sequence = None
+                window.count = 0
 
     # -- windows -------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,7 +48,7 @@ class Window:
         """True when a record inserted at ``arrival`` belongs here (late records stay in the open window)."""
         return window_start(arrival, self.size_s) <= self.start
 
-    def absorb(self, records: list[StreamRecord]) -> None:
+    def absorb(self, records: Sequence[StreamRecord]) -> None:
         """Remember the records that have been aggregated into this window."""
         if not records:
             return

@@ -163,6 +163,7 @@ class ShardWorker:
         lanes = 1 if self.windowed else config.parallelization_factor
         self.lanes = [_Lane() for _ in range(lanes)]
         self.tracker = CompletionTracker()
+        self.commit_lock = threading.Lock()
         self.processor = BatchProcessor(
             config=config,
             shard_id=self.shard_id,
@@ -175,6 +176,7 @@ class ShardWorker:
             stopping=self.stopping,
             role_arn=role_arn,
             resolve=self._resolved,
+            commit_lock=self.commit_lock,
         )
         self.poll_interval = (
             settings.kinesis_poll_interval_s
@@ -535,15 +537,16 @@ class ShardWorker:
         _log.info("mapping %s: shard %s read to its end", self.config.uuid, self.shard_id)
 
     def _persist(self, force: bool = False) -> None:
-        low = self.tracker.low_water()
-        key = (low, self._window_version)
-        if not force and key == self._persisted:
-            return
-        self._persisted = key
-        if low is not None:
-            self._checkpoint.sequence = str(low)
-        window = self.lanes[0].window if self.windowed else None
-        self._checkpoint.window = window.to_json() if window is not None else None
+        with self.commit_lock:
+            low = self.tracker.low_water()
+            key = (low, self._window_version)
+            if not force and key == self._persisted:
+                return
+            self._persisted = key
+            if low is not None:
+                self._checkpoint.sequence = str(low)
+            window = self.lanes[0].window if self.windowed else None
+            self._checkpoint.window = window.to_json() if window is not None else None
         self.store.put(self.shard_id, self._checkpoint)
 
     def _wait(self) -> None:
