@@ -35,6 +35,7 @@ class FunctionPool:
         self._log = log
         self._queue_when_throttled = queue_when_throttled
         self._idle: list[WorkerProcess] = []
+        self._workers: set[WorkerProcess] = set()  # every started worker, idle or busy
         self._busy = 0
         self._closed = False
         self._condition = threading.Condition()
@@ -91,6 +92,8 @@ class FunctionPool:
         init_error = worker.wait_ready()
         if init_error is not None:
             return None, init_error
+        with self._condition:
+            self._workers.add(worker)
         return worker, None
 
     def _init_failure(self, request_id: str, error: dict[str, Any]) -> InvocationResult:
@@ -109,12 +112,20 @@ class FunctionPool:
         with self._condition:
             self._busy -= 1
             keep = worker is not None and worker.alive and not self._closed
+            if not keep:
+                self._workers.discard(worker)
             if keep:
                 assert worker is not None
                 self._idle.append(worker)
             self._condition.notify()
         if worker is not None and not keep:
             worker.kill() if not worker.alive else worker.stop()
+
+    def worker_pids(self, busy_only: bool = False) -> list[int]:
+        """Process ids of the live workers (only those running an invocation with ``busy_only``)."""
+        with self._condition:
+            idle = {id(worker) for worker in self._idle}
+            return [w.pid for w in self._workers if w.alive and not (busy_only and id(w) in idle)]
 
     def close(self) -> None:
         """Stop idle workers now; busy ones stop when their invocation ends."""

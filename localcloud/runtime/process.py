@@ -139,6 +139,11 @@ class WorkerProcess:
         self._reader = threading.Thread(target=self._read_output, name=f"log-{spec.name}", daemon=True)
         self._reader.start()
 
+    @property
+    def pid(self) -> int:
+        """The worker's process id (e.g. for fault injection: kill it mid-invocation)."""
+        return self._process.pid
+
     # -- start-up -------------------------------------------------------------------------------
     def wait_ready(self) -> dict[str, Any] | None:
         """Wait for the handler module to load; returns Lambda's init error object, or None when ready."""
