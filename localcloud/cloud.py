@@ -14,6 +14,7 @@ from localcloud import moto_bridge
 from localcloud.aws import DEFAULT_REGION, make_client
 from localcloud.deploy import Deployer, DeployResult
 from localcloud.invocation import InvocationResult
+from localcloud.limits import ShardLimits
 from localcloud.persistence import StateStore, reset_moto
 from localcloud.realize import PRE_DEPLOY_HANDLERS, SKIPPED_HANDLERS, apply_bucket_notifications
 from localcloud.runtime import LambdaRuntime
@@ -48,6 +49,7 @@ class LocalCloud:
     ``schedule_time_scale`` shrinks ``rate(...)`` schedules (tests use e.g. 0.01).
     ``queue_when_throttled`` makes invocations beyond a function's concurrency wait instead of
     raising :class:`~localcloud.invocation.TooManyRequestsError`.
+    ``shard_limits`` enforces Kinesis's per-shard read and write limits (:mod:`localcloud.limits`).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class LocalCloud:
         queue_when_throttled: bool = False,
         async_retry_delays: tuple[float, ...] = (1.0, 2.0),
         engine_settings: Any = None,
+        shard_limits: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # localcloud.esm.EngineSettings for the stream mappings (None: AWS's timings).
@@ -83,6 +86,8 @@ class LocalCloud:
         self.restored = False
         self._deploy_listeners: list[Callable[[DeployResult], None]] = []
         self._stop_listeners: list[Callable[[], None]] = []
+        self._shard_limits = ShardLimits(region) if shard_limits else None
+        self._own_middlewares: list[Any] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -109,6 +114,8 @@ class LocalCloud:
             self.state_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
             self.restored = self._store.load()
         self._endpoint.start()
+        if self._shard_limits is not None:
+            self._add_own_middleware(self._shard_limits)
         self._runtime = LambdaRuntime(
             self.endpoint_url,
             region=self.region,
@@ -175,9 +182,16 @@ class LocalCloud:
         if self._runtime is not None:
             self._runtime.stop()
         self._endpoint.stop()
+        while self._own_middlewares:
+            self._endpoint.remove_middleware(self._own_middlewares.pop())
         if self._store is not None and save_state:
             size = self._store.save()
             LOG.info("saved %d bytes of state to %s", size, self._store.path)
+
+    def _add_own_middleware(self, middleware: Any) -> None:
+        # Added on start, removed on stop: a restarted LocalCloud must not wrap moto twice.
+        self._endpoint.add_middleware(middleware)
+        self._own_middlewares.append(middleware)
 
     def _release_process(self) -> None:
         with _running_lock:
@@ -222,6 +236,11 @@ class LocalCloud:
     def sqs_trigger(self) -> SqsTrigger:
         """The SQS event-source-mapping pollers."""
         return self._require(self._sqs)
+
+    @property
+    def shard_limits(self) -> ShardLimits | None:
+        """The Kinesis shard-limit middleware (its throttle counters), or None when switched off."""
+        return self._shard_limits
 
     @property
     def mapping_engine(self) -> Any:

@@ -1,0 +1,1 @@
+"""localcloud metrics: AWS service metrics and embedded-metric-format logs, published to CloudWatch."""
