@@ -1,0 +1,176 @@
+"""Shared pieces of the fault suite: a local stack with a fault injector, races, the oracle check.
+
+Every fault test runs a short, real race through localcloud (Kinesis → tumbling-window aggregator
+→ DynamoDB → API Gateway), injects one fault, and compares the final standings read from the API
+over HTTP with :func:`tests.support.oracle.expected_standings` computed from the messages sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from alleycat.stack import LocalStack
+from localcloud.faults import FaultInjector
+from producers import KinesisProducer
+from simulator import RaceSpec, all_race_messages, plan_races
+from tests.support.oracle import expected_standings
+
+# Short windows keep each race short; the idle wait closes a race's last window soon after its end.
+WINDOW_SECONDS = "2"
+WINDOW_IDLE_WAIT_S = 0.5
+DRAIN_TIMEOUT_S = 120.0
+AGGREGATOR = "AggregatorFunction"
+
+
+@contextlib.contextmanager
+def running_stack(
+    home: Path, *, persist: bool = False, seed: int = 1
+) -> Iterator[tuple[LocalStack, FaultInjector]]:
+    """A started local stack (template.yaml, 2 s windows) with a fault injector on its endpoint.
+
+    Rules left behind by a failing test are cleared and the stack is stopped on the way out.
+    """
+    stack = LocalStack(
+        home=home,
+        persist=persist,
+        parameters={"WindowSeconds": WINDOW_SECONDS},
+        window_idle_wait_s=WINDOW_IDLE_WAIT_S,
+    )
+    injector = FaultInjector(seed=seed)
+    stack.start()
+    try:
+        assert stack.cloud is not None
+        stack.cloud.add_middleware(injector)
+        yield stack, injector
+    finally:
+        injector.clear()
+        stack.stop()
+
+
+def outputs(stack: LocalStack) -> dict[str, str]:
+    """The main stack's outputs (StreamName, ApiUrl, DeadLetterQueueUrl, ...)."""
+    return stack.stacks["alleycat"].outputs
+
+
+def plan(racers: int, duration: int, *, seed: int, classes: Sequence[int] = (1,)) -> list[RaceSpec]:
+    """Races that start now, with raceIds no other test of the run shares (seed and time)."""
+    return plan_races(
+        list(classes), racers, duration=duration, seed=seed, start_epoch_ms=int(time.time() * 1000)
+    )
+
+
+def messages_of(specs: Iterable[RaceSpec]) -> list[dict[str, Any]]:
+    """Every message of the races, in sending order."""
+    return [m for spec in specs for m in all_race_messages(spec)]
+
+
+def with_duplicates(messages: Sequence[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
+    """The messages plus ``share`` of them again, each duplicate a little after its original."""
+    rnd = random.Random(seed)
+    out = list(messages)
+    for index in sorted(rnd.sample(range(len(messages)), int(len(messages) * share)), reverse=True):
+        out.insert(min(len(out), index + 1 + rnd.randrange(200)), messages[index])
+    return out
+
+
+def producer_for(stack: LocalStack, **options: Any) -> KinesisProducer:
+    """A producer on the stack's stream (retries failed entries until its deadline)."""
+    assert stack.cloud is not None
+    return KinesisProducer(
+        stream_name=outputs(stack)["StreamName"], client=stack.cloud.client("kinesis"), **options
+    )
+
+
+def send(stack: LocalStack, messages: Iterable[dict[str, Any]], **options: Any) -> KinesisProducer:
+    """Put every message (partition key raceId) and wait until each is accepted; returns the producer."""
+    with producer_for(stack, **options) as producer:
+        for message in messages:
+            producer.put(orjson.dumps(message), message["raceId"])
+    assert producer.last_result is not None
+    assert producer.last_result.ok, producer.last_result.failures_by_code()
+    return producer
+
+
+def drain(stack: LocalStack, timeout: float = DRAIN_TIMEOUT_S) -> None:
+    """Wait until the stream and the table's stream are consumed and every window has closed."""
+    assert stack.cloud is not None
+    assert stack.cloud.wait_for_mappings(timeout=timeout, include_windows=True), "mappings did not drain"
+
+
+def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    """GET ``url``: (status, JSON body), also for 4xx/5xx answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def leaderboard(stack: LocalStack, race_id: int) -> dict[str, Any]:
+    """The race's whole leaderboard from the API over HTTP (every page), standings concatenated."""
+    api = outputs(stack)["ApiUrl"]
+    standings: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
+        status, body = get_json(f"{api}/races/{race_id}/leaderboard?{urllib.parse.urlencode(query)}")
+        assert status == 200, body
+        standings.extend(body["standings"])
+        cursor = body.get("nextCursor")
+        if not cursor:
+            return {**body, "standings": standings}
+
+
+def assert_standings_match(
+    stack: LocalStack, specs: Iterable[RaceSpec], messages: Iterable[dict[str, Any]]
+) -> None:
+    """Each race is final and its standings are exactly the oracle's: nothing lost, nothing twice."""
+    oracle = expected_standings(messages)
+    for spec in specs:
+        body = leaderboard(stack, spec.race_id)
+        got = [
+            {"rank": s["rank"], "racerId": s["racerId"], "totalOutput": s["totalOutput"]}
+            for s in body["standings"]
+        ]
+        expected = oracle[spec.race_id]
+        assert len(got) == len(expected), f"race {spec.race_id}: {len(got)} racers, expected {len(expected)}"
+        diff = [(g, e) for g, e in zip(got, expected, strict=True) if g != e][:5]
+        assert not diff, f"race {spec.race_id}: first differences (got, expected): {diff}"
+        assert body["status"] == "final", body["status"]
+
+
+def receive_all(stack: LocalStack, expected: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Drain the failure queue: every message body (JSON), waiting up to ``timeout`` for ``expected``."""
+    assert stack.cloud is not None
+    sqs = stack.cloud.client("sqs")
+    url = outputs(stack)["DeadLetterQueueUrl"]
+    bodies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        for message in messages:
+            bodies.append(orjson.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        if not messages:
+            if len(bodies) >= expected:
+                return bodies
+            time.sleep(0.2)
+    return bodies
+
+
+def mapping_errors(stack: LocalStack) -> int:
+    """Failed invocations the stream mappings have seen so far (all shards)."""
+    assert stack.cloud is not None
+    return sum(s.errors for s in stack.cloud.mapping_engine.stats())
