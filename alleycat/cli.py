@@ -173,7 +173,8 @@ def cmd_race(args: argparse.Namespace) -> int:
         from alleycat.stack import LocalStack  # noqa: PLC0415 - heavy; only `up`/`race` need it
 
         console.print("[dim]no local stack is running: starting one for this race…[/]")
-        in_process = LocalStack(home=args.local_config.parent)
+        # A stack just for this race: nothing worth keeping afterwards.
+        in_process = LocalStack(home=args.local_config.parent, persist=False)
         in_process.start()
     try:
         return _race(args, _target(args))
@@ -200,8 +201,7 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
         stream_name=target.stream_name,
         client=target.client("kinesis"),
         aggregate=args.aggregate,
-        # moto assigns sequence numbers without a lock: one request at a time keeps every record.
-        max_in_flight=1 if target.is_local else 4,
+        max_in_flight=4,
         retry_policy=RetryPolicy(record_ttl=args.record_ttl),
     )
     latest: list[RunnerStats | None] = [None]

@@ -12,11 +12,19 @@ import logging
 import os
 import pickle
 import threading
+import typing
 import weakref
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
 from moto.backends import get_backend
 from moto.core.base_backend import BackendDict
 from moto.moto_api._internal.models import moto_api_backend
@@ -26,6 +34,14 @@ LOG = logging.getLogger(__name__)
 STATE_FILE = "moto-state.pickle"
 _RLOCK_TYPE = type(threading.RLock())
 _LOCK_TYPE = type(threading.Lock())
+
+
+_PRIVATE_KEY_CLASSES = typing.get_args(PrivateKeyTypes)
+
+
+def _load_private_key(pem: bytes) -> Any:
+    # A module-level function: cryptography's own loader is a native builtin pickle cannot name.
+    return load_pem_private_key(pem, None)
 
 
 class _StatePickler(pickle.Pickler):
@@ -43,6 +59,11 @@ class _StatePickler(pickle.Pickler):
             return (weakref.WeakValueDictionary, (dict(obj.items()),))
         if isinstance(obj, weakref.WeakKeyDictionary):
             return (weakref.WeakKeyDictionary, (dict(obj.items()),))
+        if isinstance(obj, _PRIVATE_KEY_CLASSES):
+            # moto keeps real keys (SNS signing, KMS, IoT certificates); cryptography's key objects do
+            # not pickle, their PEM form does.
+            pem = obj.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            return (_load_private_key, (pem,))
         return NotImplemented
 
 

@@ -91,3 +91,19 @@ def test_a_failed_start_cleans_up_and_leaves_the_state_alone(tmp_path):
     assert (state_dir / "moto-state.pickle").read_bytes() == saved
     with LocalCloud(state_dir=state_dir) as again:
         assert again.client("sqs").get_queue_url(QueueName="kept")["QueueUrl"]
+
+
+def test_state_with_private_keys_survives_a_restart(tmp_path):
+    # moto holds real key objects (SNS signing, KMS keys, IoT certificates); they must not break saving.
+    with LocalCloud(state_dir=tmp_path) as cloud:
+        key_id = cloud.client("kms").create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+            "KeyId"
+        ]
+        signature = cloud.client("kms").sign(
+            KeyId=key_id, Message=b"race", SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256"
+        )["Signature"]
+    with LocalCloud(state_dir=tmp_path) as cloud:
+        verified = cloud.client("kms").verify(
+            KeyId=key_id, Message=b"race", Signature=signature, SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256"
+        )
+        assert verified["SignatureValid"]
