@@ -15,6 +15,7 @@ from localcloud.aws import DEFAULT_REGION, make_client
 from localcloud.deploy import Deployer, DeployResult
 from localcloud.invocation import InvocationResult
 from localcloud.limits import ShardLimits
+from localcloud.metrics import MetricsPublisher
 from localcloud.persistence import StateStore, reset_moto
 from localcloud.realize import PRE_DEPLOY_HANDLERS, SKIPPED_HANDLERS, apply_bucket_notifications
 from localcloud.runtime import LambdaRuntime
@@ -50,6 +51,9 @@ class LocalCloud:
     ``queue_when_throttled`` makes invocations beyond a function's concurrency wait instead of
     raising :class:`~localcloud.invocation.TooManyRequestsError`.
     ``shard_limits`` enforces Kinesis's per-shard read and write limits (:mod:`localcloud.limits`).
+    ``metrics`` publishes AWS/Kinesis, AWS/Lambda, AWS/DynamoDB and AWS/SQS metrics and the
+    functions' embedded-metric-format lines to CloudWatch every ``metrics_interval_s``
+    (:mod:`localcloud.metrics`).
     """
 
     def __init__(
@@ -63,6 +67,8 @@ class LocalCloud:
         async_retry_delays: tuple[float, ...] = (1.0, 2.0),
         engine_settings: Any = None,
         shard_limits: bool = True,
+        metrics: bool = True,
+        metrics_interval_s: float = 5.0,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # localcloud.esm.EngineSettings for the stream mappings (None: AWS's timings).
@@ -88,6 +94,9 @@ class LocalCloud:
         self._stop_listeners: list[Callable[[], None]] = []
         self._shard_limits = ShardLimits(region) if shard_limits else None
         self._own_middlewares: list[Any] = []
+        self._metrics_enabled = metrics
+        self._metrics_interval_s = metrics_interval_s
+        self._metrics: MetricsPublisher | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -114,6 +123,15 @@ class LocalCloud:
             self.state_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
             self.restored = self._store.load()
         self._endpoint.start()
+        if self._metrics_enabled:
+            self._metrics = MetricsPublisher(
+                self.endpoint_url,
+                self.region,
+                interval_s=self._metrics_interval_s,
+                engine_stats=lambda: self._engine.stats() if self._engine is not None else [],
+            )
+            # Outermost, so it also sees the calls the shard limits (and later middlewares) refuse.
+            self._add_own_middleware(self._metrics.middleware)
         if self._shard_limits is not None:
             self._add_own_middleware(self._shard_limits)
         self._runtime = LambdaRuntime(
@@ -122,6 +140,8 @@ class LocalCloud:
             state_dir=self.state_dir,
             queue_when_throttled=self._queue_when_throttled,
         )
+        if self._metrics is not None:
+            self._runtime.add_observer(self._metrics.functions)
         self._async = AsyncInvoker(self._runtime, retry_delays=self._async_retry_delays)
         moto_bridge.activate(self._async)
         moto_bridge.detach_builtin_pollers()
@@ -146,6 +166,8 @@ class LocalCloud:
             )
             self._engine.start()
         self._sqs.sync()
+        if self._metrics is not None:
+            self._metrics.start()
         # Mappings created through the API (not by a deploy) are picked up within a second.
         self._sync_thread = threading.Thread(target=self._sync_loop, name="sqs-mapping-sync", daemon=True)
         self._sync_thread.start()
@@ -179,6 +201,11 @@ class LocalCloud:
         if self._async is not None:
             moto_bridge.deactivate(self._async)
             self._async.stop()
+        if self._metrics is not None:
+            try:
+                self._metrics.stop()  # the last flush, while the endpoint still serves CloudWatch
+            except Exception:
+                LOG.exception("stopping the metrics publisher failed")
         if self._runtime is not None:
             self._runtime.stop()
         self._endpoint.stop()
@@ -241,6 +268,15 @@ class LocalCloud:
     def shard_limits(self) -> ShardLimits | None:
         """The Kinesis shard-limit middleware (its throttle counters), or None when switched off."""
         return self._shard_limits
+
+    @property
+    def metrics(self) -> MetricsPublisher | None:
+        """The metrics publisher (``.flush()`` publishes now), or None when switched off."""
+        return self._metrics
+
+    def flush_metrics(self) -> int:
+        """Publish every metric observed so far to CloudWatch now; returns the data points sent."""
+        return self._metrics.flush() if self._metrics is not None else 0
 
     @property
     def mapping_engine(self) -> Any:

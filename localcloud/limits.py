@@ -40,6 +40,7 @@ from localcloud.metrics.calls import (
     replace_request,
     send,
 )
+from localcloud.metrics.kinesis import iterator_position, record_size, stream_of
 from localcloud.server import WsgiApp
 
 MIB = 1024 * 1024
@@ -190,7 +191,7 @@ class ShardLimits:
         return None
 
     def _put_records(self, app: WsgiApp, environ: dict[str, Any], call: JsonCall) -> JsonAnswer | None:
-        stream_name, region = _stream_of(call)
+        stream_name, region = stream_of(call)
         records = call.request.get("Records")
         ranges = self._ranges_for(region, stream_name)
         if ranges is None or not isinstance(records, list) or not 0 < len(records) <= 500:
@@ -207,7 +208,7 @@ class ShardLimits:
             if shard_id is None:
                 self._give_back(taken)
                 return None
-            size = decoded_length(str(record.get("Data", ""))) + len(key.encode("utf-8"))
+            size = record_size(record)
             buckets = self._shard(region, stream_name, shard_id)
             if buckets.take_write(size):
                 admitted.append(record)
@@ -241,7 +242,7 @@ class ShardLimits:
         return json_answer("200 OK", merged, _CONTENT_TYPE)
 
     def _put_record(self, app: WsgiApp, environ: dict[str, Any], call: JsonCall) -> JsonAnswer | None:
-        stream_name, region = _stream_of(call)
+        stream_name, region = stream_of(call)
         key = call.request.get("PartitionKey")
         ranges = self._ranges_for(region, stream_name)
         if ranges is None or not isinstance(key, str):
@@ -249,7 +250,7 @@ class ShardLimits:
         shard_id = ranges.shard_for(key, call.request.get("ExplicitHashKey"))
         if shard_id is None:
             return None
-        size = decoded_length(str(call.request.get("Data", ""))) + len(key.encode("utf-8"))
+        size = record_size(call.request)
         buckets = self._shard(region, stream_name, shard_id)
         if not buckets.take_write(size):
             self.throttled_records += 1
@@ -257,11 +258,11 @@ class ShardLimits:
         return _pass_through(app, environ, self, [(buckets, size)])
 
     def _get_records(self, app: WsgiApp, environ: dict[str, Any], call: JsonCall) -> JsonAnswer | None:
-        position = _iterator_position(call)
+        position = iterator_position(call)
         if position is None:
             return None  # an invalid iterator: moto explains
         stream_name, shard_id = position
-        region = _stream_of(call)[1]
+        region = stream_of(call)[1]
         buckets = self._shard(region, stream_name, shard_id)
         if not buckets.take_read():
             self.throttled_reads += 1
@@ -312,26 +313,3 @@ def _pass_through(
     if answer.status_code != 200:
         limits._give_back(taken)
     return answer
-
-
-def _stream_of(call: JsonCall) -> tuple[str, str]:
-    """Stream name and region of a call addressed by StreamName or StreamARN."""
-    arn = call.request.get("StreamARN")
-    if isinstance(arn, str) and arn.startswith("arn:"):
-        parts = arn.split(":", 5)
-        return parts[5].split("/", 1)[-1], parts[3]
-    return str(call.request.get("StreamName", "")), call.region
-
-
-def _iterator_position(call: JsonCall) -> tuple[str, str] | None:
-    """(stream name, shard id) of a GetRecords call, from moto's shard iterator."""
-    from moto.kinesis.utils import decompose_shard_iterator  # noqa: PLC0415
-
-    iterator = call.request.get("ShardIterator")
-    if not isinstance(iterator, str):
-        return None
-    try:
-        stream_name, shard_id, _ = decompose_shard_iterator(iterator)
-    except Exception:  # not one of moto's iterators
-        return None
-    return stream_name, shard_id

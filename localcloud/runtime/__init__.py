@@ -8,19 +8,40 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from localcloud.aws import DEFAULT_REGION, FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
-from localcloud.invocation import InvocationResult
+from localcloud.invocation import InvocationResult, TooManyRequestsError
 from localcloud.runtime.catalog import FunctionCatalog
 from localcloud.runtime.logs import CloudWatchLogsSink, FunctionLog
 from localcloud.runtime.pool import FunctionPool, PoolClosedError
 from localcloud.runtime.process import WorkerSettings
 from localcloud.runtime.spec import DEFAULT_MAX_CONCURRENCY, FunctionSpec
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "FunctionLog", "FunctionSpec", "LambdaRuntime"]
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "FunctionLog", "FunctionSpec", "InvocationObserver", "LambdaRuntime"]
 
 LOG = logging.getLogger(__name__)
+
+
+class InvocationObserver(Protocol):
+    """Told about every invocation and every log line (e.g. to publish Lambda's metrics).
+
+    Per invocation: ``invocation_started``, then ``invocation_throttled`` if the function was at its
+    concurrency limit, then always ``invocation_finished`` (``result`` is None when it did not run).
+    Calls come from the invoking threads and must be quick.
+    """
+
+    def invocation_started(self, function_name: str) -> None:
+        """An invocation of ``function_name`` is about to run."""
+
+    def invocation_throttled(self, function_name: str) -> None:
+        """The invocation was refused (TooManyRequestsError)."""
+
+    def invocation_finished(self, function_name: str, result: InvocationResult | None) -> None:
+        """The invocation ended with ``result`` (None: it never ran)."""
+
+    def log_lines(self, function_name: str, lines: list[str]) -> None:
+        """The function's log received ``lines``."""
 
 
 class LambdaRuntime:
@@ -57,6 +78,28 @@ class LambdaRuntime:
         self._logs: dict[str, FunctionLog] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._observers: tuple[InvocationObserver, ...] = ()
+
+    def add_observer(self, observer: InvocationObserver) -> None:
+        """Tell ``observer`` about every invocation and log line from now on."""
+        with self._lock:
+            self._observers = (*self._observers, observer)
+
+    def remove_observer(self, observer: InvocationObserver) -> None:
+        """Undo :meth:`add_observer`."""
+        with self._lock:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for observer in self._observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:  # an observer must never break an invocation
+                LOG.debug("invocation observer %r failed on %s", observer, event, exc_info=True)
+
+    def _log_lines(self, function_name: str, lines: list[str]) -> None:
+        if self._observers:
+            self._notify("log_lines", function_name, lines)
 
     def register_code_dirs(self, code_dirs: Iterable[tuple[str, Path]]) -> None:
         """Tell the runtime where each function's handler lives (function name → folder)."""
@@ -77,11 +120,19 @@ class LambdaRuntime:
         """Invoke ``function`` (name or ARN) synchronously with ``event``."""
         for _ in range(3):
             spec = self.catalog.lookup(function)
+            result: InvocationResult | None = None
+            self._notify("invocation_started", spec.name)
             try:
-                return self._pool_for(spec).invoke(event)
+                result = self._pool_for(spec).invoke(event)
+                return result
             except PoolClosedError:
                 # A redeploy retired the pool between lookup and start: look the function up again.
                 continue
+            except TooManyRequestsError:
+                self._notify("invocation_throttled", spec.name)
+                raise
+            finally:
+                self._notify("invocation_finished", spec.name, result)
         raise RuntimeError(f"{function} keeps being redeployed or the runtime is stopping")
 
     def _pool_for(self, spec: FunctionSpec) -> FunctionPool:
@@ -104,7 +155,7 @@ class LambdaRuntime:
         log = self._logs.get(function_name)
         if log is None:
             path = self._logs_dir / f"{function_name}.log" if self._logs_dir is not None else None
-            log = FunctionLog(function_name, path, sink=self._sink)
+            log = FunctionLog(function_name, path, sink=self._sink, listener=self._log_lines)
             self._logs[function_name] = log
         return log
 

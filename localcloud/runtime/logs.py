@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -51,8 +52,11 @@ class FunctionLog:
         path: Path | None = None,
         capacity: int = 5000,
         sink: CloudWatchLogsSink | None = None,
+        listener: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self.function_name = function_name
+        # Called with (function name, lines) after each write, e.g. to extract embedded metrics.
+        self._listener = listener
         self.path = path
         self._lines: deque[str] = deque(maxlen=capacity)
         self._lock = threading.Lock()
@@ -74,6 +78,11 @@ class FunctionLog:
                 self._file.write("".join(f"{line}\n" for line in lines))
         if self._sink is not None and stream_name is not None:
             self._sink.put(f"/aws/lambda/{self.function_name}", stream_name, lines)
+        if self._listener is not None:
+            try:
+                self._listener(self.function_name, lines)
+            except Exception:  # an observer must never break an invocation
+                LOG.debug("a log listener failed", exc_info=True)
 
     def lines(self) -> list[str]:
         """The most recent lines, oldest first."""

@@ -32,7 +32,7 @@ def _raw_kinesis(cloud: LocalCloud) -> Any:
 
 @pytest.fixture
 def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud() as running:
+    with LocalCloud(metrics=False) as running:
         yield running
 
 
@@ -77,7 +77,7 @@ def test_producer_at_twice_the_shard_limit_is_throttled_and_retries_deliver_ever
 
 @pytest.mark.integration
 def test_without_limits_nothing_is_throttled() -> None:
-    with LocalCloud(shard_limits=False) as cloud:
+    with LocalCloud(shard_limits=False, metrics=False) as cloud:
         kinesis = _raw_kinesis(cloud)
         kinesis.create_stream(StreamName="free", ShardCount=1)
         failed = 0
