@@ -4,6 +4,7 @@
     alleycat race --racers 1000       race with a live view (starts a local stack if none runs)
     alleycat leaderboard RACE_ID      a race's leaderboard from the API
     alleycat races [--class N]        races, newest first
+    alleycat dashboard [--open]       the CloudWatch dashboard page (local, or --stack-name on AWS)
 
 Every command takes ``--stack-name/--region/--profile`` to work against a deployed AWS stack
 instead.
@@ -28,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 
 from alleycat.api import ApiError, LeaderboardApi
+from alleycat.dashboard import PipelineWatch, add_dashboard_command
 from alleycat.standings import StandingsFeed
 from alleycat.target import LOCAL_INFO, StackTarget, TargetError, aws_target, local_target, signed_mqtt_url
 from alleycat.view import Throughput, race_screen, standings_table
@@ -213,6 +215,7 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
         rate[0] = throughput.add(stats.sent)
 
     label = "local" if target.is_local else f"AWS {target.region}"
+    watch = PipelineWatch(target).start()  # throttled records and iterator age, from CloudWatch
     runner = RaceRunner(specs, producer, speed=args.speed, progress=progress)
     try:
         with Live(console=console, refresh_per_second=4, transient=False) as live:
@@ -223,18 +226,24 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
                 while worker.is_alive():
                     if stop.is_set():
                         runner.stop()
-                    live.update(race_screen(specs, latest[0], rate[0], feed.snapshot(), target=label))
+                    screen = race_screen(
+                        specs, latest[0], rate[0], feed.snapshot(), target=label, pipeline=watch.latest()
+                    )
+                    live.update(screen)
                     worker.join(0.25)
                 producer.close()
                 # The last window closes after the race: wait for every race to turn final.
                 deadline = time.monotonic() + args.final_timeout
                 while time.monotonic() < deadline and not stop.is_set():
                     boards = feed.snapshot()
-                    live.update(race_screen(specs, latest[0], rate[0], boards, target=label))
+                    live.update(
+                        race_screen(specs, latest[0], rate[0], boards, target=label, pipeline=watch.latest())
+                    )
                     if all(boards[s.race_id].status == "final" for s in specs):
                         break
                     time.sleep(0.25)
     finally:
+        watch.stop()
         feed.stop()
         producer.close()
     run = summary[0] if summary else None
@@ -258,7 +267,9 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
     if lags:
         p50 = lags[len(lags) // 2]
         console.print(
-            f"MQTT standings: {len(lags)} updates, racer-to-screen lag p50 {p50:.1f} s, max {lags[-1]:.1f} s"
+            f"MQTT standings: {len(lags)} updates; from the newest racer message in an update to its "
+            f"arrival here: p50 {p50:.1f} s, max {lags[-1]:.1f} s",
+            soft_wrap=True,
         )
     if args.json_summary and run is not None:
         print(orjson.dumps(run.to_dict() | {"lagSeconds": lags}).decode())
@@ -379,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     races.add_argument("--json", action="store_true", help="print the API's JSON")
     _add_target_options(races)
     races.set_defaults(handler=cmd_races)
+
+    add_dashboard_command(commands, _add_target_options)
     return parser
 
 
