@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alleycat.dashboard import local_dashboard_server
 from alleycat.status import StatusServer
 from localcloud import LocalCloud
 from localcloud.apigateway.server import ApiGatewayServer
+from localcloud.dashboard import DashboardServer
 from localcloud.deploy import DeployResult
 from localcloud.esm import EngineSettings
 from localcloud.iot.local import LocalIot
@@ -73,6 +75,7 @@ class LocalStack:
         self.iot: LocalIot | None = None
         self.api: ApiGatewayServer | None = None
         self.status: StatusServer | None = None
+        self.dashboard: DashboardServer | None = None
         self.stacks: dict[str, DeployedStack] = {}
 
     @property
@@ -103,8 +106,11 @@ class LocalStack:
             self.api.start()
             for template in self.templates:
                 self.deploy(template)
+            # The dashboard page serves the status page (/status, /status.json) beside the
+            # dashboards, so the status server's own port is bound but not served.
             self.status = StatusServer(self)
-            self.status.start()
+            self.dashboard = local_dashboard_server(self, self.status)
+            self.dashboard.start()
         except OSError as exc:
             self.stop()
             raise StackStartError(f"could not start the local stack: {exc} (is a port in use?)") from exc
@@ -146,7 +152,7 @@ class LocalStack:
             "region": self.cloud.region,
             "api_url": main.outputs.get("ApiUrl", self.api.url),
             "mqtt_url": self.iot.ws_url,
-            "dashboard_url": self.status.url if self.status else "",
+            "dashboard_url": self.dashboard.url if self.dashboard else "",
             "iot_data_url": self.iot.data_url,
             "mqtt_tcp_url": self.iot.mqtt_url,
             "stacks": {name: {"outputs": s.outputs} for name, s in self.stacks.items()},
@@ -155,12 +161,13 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything (saving state when persistent) and remove local.json."""
         self.info_path.unlink(missing_ok=True)
-        for component in (self.status, self.api, self.iot):
+        for component in (self.dashboard, self.status, self.api, self.iot):
             if component is not None:
                 with contextlib.suppress(Exception):  # keep stopping the rest
                     component.stop()
         if self.cloud is not None:
             self.cloud.stop()
+        self.dashboard = None
         self.status = self.api = self.iot = self.cloud = None
 
 

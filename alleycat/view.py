@@ -35,6 +35,29 @@ class Throughput:
         return (s1 - s0) / (t1 - t0) if t1 > t0 else 0.0
 
 
+@dataclass(frozen=True)
+class PipelineFigures:
+    """What CloudWatch says about the pipeline during a race (see ``alleycat.dashboard.PipelineWatch``)."""
+
+    throttled_records: int = 0  # records the stream refused since the race began
+    throttled_per_s: float = 0.0  # in the latest period
+    iterator_age_ms: float | None = None  # the aggregator's, latest period's maximum
+    updated_at: float = 0.0  # time.time() of the answer; 0 before the first one
+
+
+def _pipeline_line(pipeline: PipelineFigures) -> Text:
+    if not pipeline.updated_at:
+        return Text("throttled records and iterator age: waiting for CloudWatch…", style="dim")
+    age = pipeline.iterator_age_ms
+    return Text.assemble(
+        ("throttled records ", "dim"),
+        (f"{pipeline.throttled_records:,}", "bold red" if pipeline.throttled_records else "bold"),
+        (f" ({pipeline.throttled_per_s:,.0f}/s now, ProvisionedThroughputExceeded)", "dim"),
+        ("   aggregator iterator age ", "dim"),
+        ("n/a" if age is None else f"{age / 1000:,.1f} s", "bold yellow" if age and age > 10_000 else "bold"),
+    )
+
+
 def _clock(seconds: int) -> str:
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
@@ -70,8 +93,10 @@ def race_screen(
     *,
     target: str,
     max_boards: int = 3,
+    pipeline: PipelineFigures | None = None,
 ) -> RenderableType:
-    """The live screen: clock and progress, send counters, and each race's top 10 from MQTT."""
+    """The live screen: clock and progress, send counters, throttling and iterator age from
+    CloudWatch (with ``pipeline``), and each race's top 10 from MQTT."""
     duration = specs[0].duration
     second = stats.race_second if stats else 0
     sent = stats.sent if stats else 0
@@ -95,6 +120,8 @@ def race_screen(
     if stats and stats.failures_by_code:
         counters.append("   " + ", ".join(f"{code} {n}" for code, n in stats.failures_by_code.items()), "red")
     parts: list[RenderableType] = [header, counters]
+    if pipeline is not None:
+        parts.append(_pipeline_line(pipeline))
     for spec in specs[:max_boards]:
         board = boards.get(spec.race_id)
         body = board.body if board else {}
