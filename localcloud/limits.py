@@ -69,9 +69,10 @@ class TokenBucket:
         self._clock = clock
         self.last = clock()
 
-    def refill(self) -> float:
+    def refill(self, now: float | None = None) -> float:
         """Top up for the time elapsed; returns the tokens available (negative while overdrawn)."""
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         elapsed = now - self.last
         if elapsed > 0:
             self.tokens = min(self.rate, self.tokens + elapsed * self.rate)
@@ -90,12 +91,18 @@ class _ShardBuckets:
         self.read_calls = TokenBucket(settings.read_calls_per_s, clock)
         self.read_bytes = TokenBucket(settings.read_bytes_per_s, clock)
 
+    def refill_writes(self, now: float) -> None:
+        """Top up both write buckets (once per call: every entry of a call arrives at once)."""
+        self.write_records.refill(now)
+        self.write_bytes.refill(now)
+
     def take_write(self, size: int) -> bool:
-        """Admit one record of ``size`` bytes, or refuse it without taking anything."""
-        if self.write_records.refill() < 1 or self.write_bytes.refill() < size:
+        """Admit one record of ``size`` bytes (after :meth:`refill_writes`), or take nothing."""
+        records, data = self.write_records, self.write_bytes
+        if records.tokens < 1 or data.tokens < size:
             return False
-        self.write_records.tokens -= 1
-        self.write_bytes.tokens -= size
+        records.tokens -= 1
+        data.tokens -= size
         return True
 
     def give_back_write(self, size: int) -> None:
@@ -126,6 +133,8 @@ class _HashRanges:
 
     def shard_for(self, partition_key: str, explicit_hash_key: str | None) -> str | None:
         """The open shard holding the record's hash key."""
+        if len(self.ids) == 1 and not explicit_hash_key:
+            return self.ids[0]  # one open shard holds every key: no need to hash
         if explicit_hash_key:
             try:
                 key = int(explicit_hash_key)
@@ -199,6 +208,9 @@ class ShardLimits:
         admitted: list[dict[str, Any]] = []
         taken: list[tuple[_ShardBuckets, int]] = []
         refused: dict[int, str] = {}
+        now = self._clock()
+        touched: dict[str, _ShardBuckets] = {}
+        # The hot path: a few dict lookups and integer operations per entry.
         for index, record in enumerate(records):
             key = record.get("PartitionKey") if isinstance(record, dict) else None
             if not isinstance(key, str):
@@ -209,7 +221,10 @@ class ShardLimits:
                 self._give_back(taken)
                 return None
             size = record_size(record)
-            buckets = self._shard(region, stream_name, shard_id)
+            buckets = touched.get(shard_id)
+            if buckets is None:
+                buckets = touched[shard_id] = self._shard(region, stream_name, shard_id)
+                buckets.refill_writes(now)
             if buckets.take_write(size):
                 admitted.append(record)
                 taken.append((buckets, size))
@@ -252,6 +267,7 @@ class ShardLimits:
             return None
         size = record_size(call.request)
         buckets = self._shard(region, stream_name, shard_id)
+        buckets.refill_writes(self._clock())
         if not buckets.take_write(size):
             self.throttled_records += 1
             return aws_error(THROTTLED, self._message(shard_id, stream_name), _CONTENT_TYPE)
