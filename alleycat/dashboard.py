@@ -53,7 +53,12 @@ def local_dashboard_server(stack: LocalStack, status: StatusServer) -> Dashboard
     source = MetricSource(
         cloudwatch_clients(endpoint_url=stack.cloud.endpoint_url, region=stack.cloud.region)
     )
-    return DashboardServer(source, title="Alleycat · local", routes=status_routes(status))
+    return DashboardServer(
+        source,
+        title="Alleycat · local",
+        routes=status_routes(status),
+        links={"Event source mappings and stack outputs": "/status"},
+    )
 
 
 def stack_dashboards(session: boto3.session.Session, stack_name: str) -> list[str]:

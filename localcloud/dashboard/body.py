@@ -90,7 +90,10 @@ def time_range(start: str | None, end: str | None, now: datetime | None = None) 
             return default
         if text.lstrip("-").startswith("P"):
             return now - parse_duration(text)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise BodyError(f"not a duration or an ISO-8601 time: {text!r}") from exc
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     begin = point(start, now - timedelta(hours=3))
@@ -109,7 +112,11 @@ def _expand(rows: list[Any]) -> list[tuple[list[Any], dict[str, Any]]]:
         has_options = bool(row) and isinstance(row[-1], dict)
         options: dict[str, Any] = dict(row[-1]) if has_options else {}
         fields = list(row[:-1] if has_options else row)
-        if fields and fields[-1] == "...":
+        if fields and fields[0] == "...":
+            # ["...", "v"]: the row above with its last values replaced (as the console writes it)
+            tail = fields[1:]
+            fields = previous[: len(previous) - len(tail)] + tail
+        elif fields and fields[-1] == "...":
             fields = fields[:-1] + previous[len(fields) - 1 :]
         fields = [
             previous[i] if value == "." and i < len(previous) else value for i, value in enumerate(fields)

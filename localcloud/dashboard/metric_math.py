@@ -24,7 +24,6 @@ _OPERATORS: dict[type[ast.operator], Callable[[float, float], float]] = {
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
     ast.Div: operator.truediv,
-    ast.BitXor: operator.pow,  # metric math's ^ is a power
     ast.Pow: operator.pow,
 }
 _AGGREGATES: dict[str, Callable[[list[float]], float]] = {
@@ -52,7 +51,8 @@ def referenced_ids(expression: str) -> set[str]:
 def evaluate(expression: str, series: Mapping[str, Series], periods: Mapping[str, int]) -> Series:
     """The series ``expression`` computes from ``series`` (by query id) with their ``periods``."""
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        # Metric math's ^ is a power and binds like one: Python's ** has the same precedence.
+        tree = ast.parse(expression.strip().replace("^", "**"), mode="eval")
     except SyntaxError as exc:
         raise UnsupportedExpressionError(f"cannot parse {expression!r}") from exc
     timeline = sorted({t for values in series.values() for t in values})

@@ -43,11 +43,16 @@ class DashboardServer:
         port: int = 0,
         title: str = "Dashboards",
         routes: Mapping[str, Route] | None = None,
+        links: Mapping[str, str] | None = None,
     ) -> None:
-        """Bind now (port 0 picks a free one); serve after :meth:`start`."""
+        """Bind now (port 0 picks a free one); serve after :meth:`start`.
+
+        ``routes`` adds pages beside the dashboards; ``links`` (text -> URL) go in the page header.
+        """
         self.source = source
         self.title = title
         self._routes = dict(routes or {})
+        self._links = dict(links or {})
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -85,7 +90,9 @@ class DashboardServer:
             body, kind = self._routes[path]()
             return 200, body, kind
         if path in ("/", "/index.html"):
+            links = "".join(f'<a href="{_escape(u)}">{_escape(t)}</a>' for t, u in self._links.items())
             page = (STATIC / "index.html").read_text().replace("{{title}}", _escape(self.title))
+            page = page.replace("{{links}}", links)
             return 200, page.encode(), _TYPES[".html"]
         if path.startswith("/static/"):
             name = path.removeprefix("/static/")

@@ -140,7 +140,11 @@ def expand_metrics(rows: list[list[Any]]) -> list[tuple[list[Any], dict[str, Any
         has_options = bool(row) and isinstance(row[-1], dict)
         options: dict[str, Any] = row[-1] if has_options else {}
         fields = list(row[:-1] if has_options else row)
-        if fields and fields[-1] == "...":
+        if fields and fields[0] == "...":
+            # ["...", "v"]: the row above with its last values replaced (as the console writes it)
+            tail = fields[1:]
+            fields = previous[: len(previous) - len(tail)] + tail
+        elif fields and fields[-1] == "...":
             fields = fields[:-1] + previous[len(fields) - 1 :]
         fields = [
             previous[i] if value == "." and i < len(previous) else value for i, value in enumerate(fields)
