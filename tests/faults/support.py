@@ -174,3 +174,19 @@ def mapping_errors(stack: LocalStack) -> int:
     """Failed invocations the stream mappings have seen so far (all shards)."""
     assert stack.cloud is not None
     return sum(s.errors for s in stack.cloud.mapping_engine.stats())
+
+
+def function_name(stack: LocalStack, logical_id: str) -> str:
+    """The deployed name of the main stack's function ``logical_id``."""
+    for source in stack.stacks["alleycat"].result.functions.values():
+        if source.logical_id == logical_id:
+            return source.function_name
+    raise KeyError(logical_id)
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    """Poll ``condition()`` every 20 ms until it is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
