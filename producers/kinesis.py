@@ -124,7 +124,12 @@ class KinesisProducer:
         client: a boto3 Kinesis client (or any object with ``put_records``); built from
             ``endpoint_url``/``region`` when omitted, with botocore's own retries off.
         aggregate: pack user records into KPL aggregated records, one partition key per record.
-        aggregation_max_bytes: size bound of one aggregated record (KPL's default 51,200 bytes).
+        compress: with ``aggregate``, each aggregated record holds one zlib-compressed batch of
+            JSON lines (the Alleycat compressed batch, see :mod:`producers.aggregation`): ~10x
+            more messages per shard-second for consumers that read records through
+            :func:`~producers.aggregation.read_messages`, as Alleycat's do.
+        aggregation_max_bytes: size bound of one aggregated record (KPL's default 51,200 bytes);
+            compressed, the bound of the uncompressed lines in one record.
         max_in_flight: concurrent PutRecords calls.
         linger_seconds: how long a buffered record may wait for its batch to fill; ``None`` sends
             partial batches only on ``flush``/``close``. Measured with ``clock``.
@@ -143,6 +148,7 @@ class KinesisProducer:
         endpoint_url: str | None = None,
         region: str | None = None,
         aggregate: bool = False,
+        compress: bool = False,
         aggregation_max_bytes: int = KPL_AGGREGATION_MAX_BYTES,
         max_in_flight: int = 4,
         linger_seconds: float | None = 0.1,
@@ -160,6 +166,8 @@ class KinesisProducer:
             raise ValueError("max_in_flight must be >= 1")
         if linger_seconds is not None and linger_seconds <= 0:
             raise ValueError("linger_seconds must be > 0 or None")
+        if compress and not aggregate:
+            raise ValueError("compress needs aggregate=True (batches travel inside aggregated records)")
         self._target: dict[str, str] = (
             {"StreamName": stream_name} if stream_name is not None else {"StreamARN": str(stream_arn)}
         )
@@ -177,7 +185,9 @@ class KinesisProducer:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._batch: BatchBuilder[_Entry] = BatchBuilder(max_batch_records, max_batch_bytes)
-        self._aggregator = PartitionAggregator(aggregation_max_bytes) if aggregate else None
+        self._aggregator = (
+            PartitionAggregator(aggregation_max_bytes, compress=compress) if aggregate else None
+        )
         self._buffered_since: float | None = None
         self._outstanding = 0  # batches handed out by the buffer and not finished yet
         self._failures: list[FailedRecord] = []

@@ -8,7 +8,9 @@ batch is merged straight away.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,25 @@ class InvocationSummary:
     report: WindowReport | None = None
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cycle collector (reference counting still frees everything at once).
+
+    Decoding a batch allocates thousands of short-lived, acyclic dicts and tuples; each time they
+    cross the collector's threshold it scans them (and, now and then, every live object) for cycles
+    it cannot find. Pausing it for the invocation saves ~10% of the aggregator's time; it runs again
+    right after, on whatever the invocation left behind.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class WindowAggregator:
     """Accumulates racer messages per window and merges them into the race store."""
 
@@ -51,6 +72,10 @@ class WindowAggregator:
 
     def handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], InvocationSummary]:
         """Process one invocation's event and return Lambda's response plus a summary."""
+        with _cyclic_gc_paused():
+            return self._handle(event)
+
+    def _handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], InvocationSummary]:
         summary = InvocationSummary()
         windowed = "window" in event
         window = WindowAccumulator.from_state(event.get("state")) if windowed else WindowAccumulator()
@@ -84,10 +109,9 @@ class WindowAggregator:
     ) -> list[dict[str, str]]:
         """Decode every record into the window; quarantine poison; report records we could not park."""
         summary.records = len(records)
-        messages = decode_clean_batch(records)
-        if messages is not None:
-            window.add_all(messages)
-            summary.messages += len(messages)
+        columns = decode_clean_batch(records)
+        if columns is not None:
+            summary.messages += window.add_columns(columns)
             return []
         return self._accumulate_each(records, window, summary)
 
@@ -101,8 +125,7 @@ class WindowAggregator:
             # Quarantine first: if SQS refuses, the record fails and is retried, so nothing is lost.
             for poison in outcome.poison:
                 self._quarantine(poison)
-            window.add_all(outcome.messages)
-            summary.messages += len(outcome.messages)
+            summary.messages += window.add_readings(outcome.messages)
             summary.poison += len(outcome.poison)
 
         # A whole batch failing (e.g. the failure queue is down) is reported as item failures rather

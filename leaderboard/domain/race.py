@@ -23,7 +23,7 @@ def bucket_of(racer_id: int) -> int:
     return racer_id // BUCKET_SIZE
 
 
-@dataclass
+@dataclass(slots=True)
 class RaceDelta:
     """Everything one batch or window saw of one race."""
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 
-@dataclass
+@dataclass(slots=True)
 class RacerDelta:
     """Per-second outputs (hundredths) seen for one racer in one batch or window."""
 

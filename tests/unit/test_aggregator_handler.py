@@ -17,7 +17,7 @@ from consumers.quarantine import SqsQuarantine
 from consumers.settings import aggregator_settings
 from leaderboard.adapters.dynamodb import DynamoRaceStore
 from leaderboard.domain import RaceDelta, RacerMessage, centi_to_output, rank_scores
-from producers.aggregation import encode_aggregated
+from producers.aggregation import encode_aggregated, encode_batch
 from tests.support.events import kinesis_event, kinesis_record, window_event
 from tests.support.tables import create_races_table
 
@@ -311,3 +311,49 @@ def test_a_crash_after_the_personal_best_loses_nothing_on_retry(stack: Stack) ->
         TableName=stack.table, Key={"pk": {"S": "CLASS#3"}, "sk": {"S": "PB#000000000001"}}
     )
     assert int(pb["Item"]["best"]["N"]) == output(1, 1) + output(1, 2)
+
+
+def compressed_record(payloads: list[bytes]) -> bytes:
+    """A KPL aggregate holding one compressed batch, as KinesisProducer(compress=True) writes it."""
+    return encode_aggregated(str(RACE), [encode_batch(payloads)])
+
+
+def test_compressed_batches_are_read_like_plain_messages(stack: Stack) -> None:
+    # Given the same 200 messages, once compressed in two records and once as plain records
+    messages = [orjson.dumps(message(r, s)) for r in range(100) for s in (1, 2)]
+    records = [
+        kinesis_record(compressed_record(messages[:150]), 0, partition_key=str(RACE)),
+        kinesis_record(encode_batch(messages[150:]), 1, partition_key=str(RACE)),  # no KPL frame
+    ]
+    # When the aggregator reads them
+    response, summary = stack.aggregator.handle({"Records": records})
+    # Then every message counts exactly as if sent plain
+    assert response["batchItemFailures"] == []
+    assert (summary.messages, summary.poison) == (200, 0)
+    assert stack.totals() == {r: output(r, 1) + output(r, 2) for r in range(100)}
+
+
+def test_a_bad_message_inside_a_compressed_batch_is_parked_alone(stack: Stack) -> None:
+    payloads = [orjson.dumps(message(r, 1)) for r in range(5)]
+    payloads.insert(3, b'{"event":"update","raceId":1}')
+    event = {"Records": [kinesis_record(compressed_record(payloads), 0, partition_key=str(RACE))]}
+    response, summary = stack.aggregator.handle(event)
+    assert response["batchItemFailures"] == []
+    assert (summary.messages, summary.poison) == (5, 1)
+    parked = stack.quarantined()
+    assert parked[0]["payload"] == '{"event":"update","raceId":1}' and parked[0]["subSequenceNumber"] == 3
+    assert len(stack.totals()) == 5
+
+
+def test_a_damaged_compressed_batch_is_parked_whole_and_the_rest_counts(stack: Stack) -> None:
+    batch = encode_batch([orjson.dumps(message(r, 1)) for r in range(5)])
+    damaged = batch[:-6] + bytes(6)  # the zlib stream's end and Adler-32 check no longer match
+    records = [
+        kinesis_record(orjson.dumps(message(9, 1)), 0, partition_key=str(RACE)),
+        kinesis_record(encode_aggregated(str(RACE), [damaged]), 1, partition_key=str(RACE)),
+    ]
+    response, summary = stack.aggregator.handle({"Records": records})
+    assert response["batchItemFailures"] == []
+    assert (summary.messages, summary.poison) == (1, 1)
+    assert "compressed batch" in stack.quarantined()[0]["reason"]
+    assert stack.totals() == {9: output(9, 1)}
