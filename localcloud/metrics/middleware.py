@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -10,6 +11,8 @@ from localcloud.metrics import dynamodb, kinesis, sqs
 from localcloud.metrics.aggregate import MetricAggregator
 from localcloud.metrics.calls import StartResponse, call_app, json_call, send
 from localcloud.server import WsgiApp
+
+LOG = logging.getLogger(__name__)
 
 # X-Amz-Target prefix -> the operations observed. DynamoDB Streams signs as "dynamodb" too, but
 # its target prefix differs, so it is left alone.
@@ -48,12 +51,15 @@ class ServiceMetrics:
             started = time.perf_counter()
             answer = call_app(app, environ)
             elapsed_ms = (time.perf_counter() - started) * 1000
-            if prefix == "Kinesis_20131202":
-                self.kinesis.observe(call, answer)
-            elif prefix == "DynamoDB_20120810":
-                self.dynamodb.observe(call, answer, size_before, elapsed_ms)
-            else:
-                self.sqs.observe(call, answer)
+            try:
+                if prefix == "Kinesis_20131202":
+                    self.kinesis.observe(call, answer)
+                elif prefix == "DynamoDB_20120810":
+                    self.dynamodb.observe(call, answer, size_before, elapsed_ms)
+                else:
+                    self.sqs.observe(call, answer)
+            except Exception:  # an odd request must never turn into a failed call because of metrics
+                LOG.debug("could not record metrics for %s.%s", call.service, call.operation, exc_info=True)
             return send(environ, start_response, answer)
 
         return observed

@@ -34,9 +34,11 @@ def outputs(cloud: LocalCloud) -> dict[str, str]:
     assert kinesis.put_records(StreamName=outputs["StreamName"], Records=records)["FailedRecordCount"] == 0
     # a burst over one shard's limit on a stream of its own,
     kinesis.create_stream(StreamName="burst", ShardCount=1)
-    for batch in range(3):
+    for batch in range(10):  # until the shard's 1,000 records/s run out
         burst = [{"Data": b"b", "PartitionKey": f"{batch}-{i}"} for i in range(500)]
-        kinesis.put_records(StreamName="burst", Records=burst)
+        if kinesis.put_records(StreamName="burst", Records=burst)["FailedRecordCount"]:
+            break
+    outputs["BurstRecords"] = str(500 * (batch + 1))
     # messages on the queue, one of them received and deleted,
     sqs = cloud.client("sqs")
     for i in range(3):
@@ -116,7 +118,7 @@ def test_kinesis_throttled_writes(cloud: LocalCloud, outputs: dict[str, str]) ->
     assert throttled is not None and throttled > 0
     assert _stat(cloud, "AWS/Kinesis", "WriteProvisionedThroughputExceeded", burst) == throttled
     accepted = _stat(cloud, "AWS/Kinesis", "IncomingRecords", burst)
-    assert accepted == 1500 - throttled
+    assert accepted == int(outputs["BurstRecords"]) - throttled
 
 
 def test_lambda_metrics(cloud: LocalCloud, outputs: dict[str, str]) -> None:
@@ -158,3 +160,47 @@ def test_embedded_metric_format_lines_become_metrics(cloud: LocalCloud, outputs:
     assert _dimension_sets(cloud, "LocalcloudTest", "RecordsWritten") == [
         [{"Name": "service", "Value": "consumer"}]
     ]
+
+
+def test_dynamodb_capacity_follows_item_sizes_per_operation(
+    cloud: LocalCloud, outputs: dict[str, str]
+) -> None:
+    # Given a table of its own
+    ddb = cloud.client("dynamodb")
+    ddb.create_table(
+        TableName="sized",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    big = {"pk": {"S": "big"}, "blob": {"S": "x" * 2500}}  # 2,510 bytes: 3 WCUs
+    # When items of known sizes are written, updated, deleted and read
+    ddb.put_item(TableName="sized", Item=big)  # 3
+    ddb.update_item(  # the larger of before and after: 3
+        TableName="sized",
+        Key={"pk": {"S": "big"}},
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "1"}},
+    )
+    ddb.delete_item(TableName="sized", Key={"pk": {"S": "big"}})  # the deleted item: 3
+    ddb.batch_write_item(
+        RequestItems={"sized": [{"PutRequest": {"Item": {"pk": {"S": f"s{i}"}}}} for i in range(2)]}
+    )  # 1 + 1
+    ddb.transact_write_items(
+        TransactItems=[{"Put": {"TableName": "sized", "Item": {"pk": {"S": "t"}}}}]
+    )  # 2 x 1
+    ddb.scan(TableName="sized")  # 3 small items, eventually consistent: 0.5
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.put_item(
+            TableName="sized", Item={"pk": {"S": "t"}}, ConditionExpression="attribute_not_exists(pk)"
+        )
+    with pytest.raises(ddb.exceptions.ResourceNotFoundException):
+        ddb.get_item(TableName="no-such-table", Key={"pk": {"S": "x"}})
+    cloud.flush_metrics()
+    # Then the estimates follow DynamoDB's rounding
+    table = {"TableName": "sized"}
+    assert _stat(cloud, "AWS/DynamoDB", "ConsumedWriteCapacityUnits", table) == 3 + 3 + 3 + 2 + 2
+    assert _stat(cloud, "AWS/DynamoDB", "ConsumedReadCapacityUnits", table) == 0.5
+    assert _stat(cloud, "AWS/DynamoDB", "ReturnedItemCount", {**table, "Operation": "Scan"}) == 3
+    assert _stat(cloud, "AWS/DynamoDB", "ConditionalCheckFailedRequests", table) == 1
+    assert (_stat(cloud, "AWS/DynamoDB", "UserErrors", {}) or 0) >= 1
