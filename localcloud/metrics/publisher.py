@@ -13,10 +13,10 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from localcloud.aws import make_client
+from localcloud.aws import ACCOUNT_ID, make_client
 from localcloud.metrics.aggregate import Datum, MetricAggregator
 from localcloud.metrics.functions import FunctionMetrics, sample_iterator_age
 from localcloud.metrics.middleware import ServiceMetrics
@@ -31,6 +31,8 @@ class MetricsPublisher:
     """Collects metrics from the endpoint middleware and the runtime, and publishes them.
 
     ``engine_stats`` returns the ESM engine's per-shard stats (for IteratorAge), if there is one.
+    Data points it published are dropped from moto's CloudWatch after ``retention_s``: moto keeps
+    every data point in memory and scans them all on each query.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class MetricsPublisher:
         *,
         interval_s: float = 5.0,
         engine_stats: Callable[[], list[Any]] | None = None,
+        retention_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.endpoint_url = endpoint_url
@@ -53,6 +56,9 @@ class MetricsPublisher:
         self._flush_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._clients: dict[str, Any] = {}
+        self._retention_s = retention_s
+        self._namespaces: set[str] = set()
+        self._next_trim = 0.0
         self._restore_moto: Callable[[], None] | None = None
         self.published = 0
 
@@ -86,7 +92,26 @@ class MetricsPublisher:
             data = self.aggregator.drain()
             sent = self._put(data)
             self.published += sent
+            if time.monotonic() >= self._next_trim:
+                self._next_trim = time.monotonic() + 60.0
+                self.trim()
             return sent
+
+    def trim(self) -> int:
+        """Drop data points older than the retention from the namespaces published to; returns how many."""
+        from moto.cloudwatch.models import cloudwatch_backends  # noqa: PLC0415 - moto is heavy
+
+        data = cloudwatch_backends[ACCOUNT_ID][self.region].metric_data
+        cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=self._retention_s)
+        # One pass over what is there now, replaced in one slice assignment (atomic under the GIL),
+        # so data points appended meanwhile by request threads are kept. Runs once a minute.
+        end = len(data)
+        mine = self._namespaces
+        kept = [d for d in data[:end] if d.namespace not in mine or _naive(d.timestamp) >= cutoff]
+        if len(kept) == end:
+            return 0
+        data[:end] = kept
+        return end - len(kept)
 
     def sample_gauges(self) -> None:
         """Record this second's ConcurrentExecutions and IteratorAge."""
@@ -119,6 +144,7 @@ class MetricsPublisher:
         by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for datum in data:
             by_namespace[datum.metric.namespace].append(_metric_datum(datum))
+        self._namespaces.update(by_namespace)
         cloudwatch = self._client("cloudwatch") if by_namespace else None
         sent = 0
         for namespace, items in by_namespace.items():
@@ -130,6 +156,13 @@ class MetricsPublisher:
                 except Exception:
                     LOG.warning("PutMetricData to %s failed; %d data points dropped", namespace, len(batch))
         return sent
+
+
+def _naive(timestamp: datetime) -> datetime:
+    """moto stores UTC timestamps without a zone; compare them that way."""
+    if timestamp.tzinfo is None:
+        return timestamp
+    return timestamp.astimezone(UTC).replace(tzinfo=None)
 
 
 def _metric_datum(datum: Datum) -> dict[str, Any]:

@@ -204,3 +204,22 @@ def test_dynamodb_capacity_follows_item_sizes_per_operation(
     assert _stat(cloud, "AWS/DynamoDB", "ReturnedItemCount", {**table, "Operation": "Scan"}) == 3
     assert _stat(cloud, "AWS/DynamoDB", "ConditionalCheckFailedRequests", table) == 1
     assert (_stat(cloud, "AWS/DynamoDB", "UserErrors", {}) or 0) >= 1
+
+
+def test_old_published_points_are_trimmed_but_other_namespaces_are_kept(cloud: LocalCloud) -> None:
+    from localcloud.metrics import MetricId  # noqa: PLC0415
+
+    publisher = cloud.metrics
+    assert publisher is not None
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    old = MetricId("LocalcloudOld", "Stale", (("k", "v"),), "Count")
+    publisher.aggregator.add(old, 1.0, timestamp=two_hours_ago.timestamp())
+    cloud.flush_metrics()
+    cloud.client("cloudwatch").put_metric_data(
+        Namespace="UserOwn", MetricData=[{"MetricName": "Kept", "Value": 1.0, "Timestamp": two_hours_ago}]
+    )
+    assert publisher.trim() >= 1
+    assert cloud.client("cloudwatch").list_metrics(Namespace="LocalcloudOld")["Metrics"] == []
+    assert [
+        m["MetricName"] for m in cloud.client("cloudwatch").list_metrics(Namespace="UserOwn")["Metrics"]
+    ] == ["Kept"]
