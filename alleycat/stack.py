@@ -18,11 +18,9 @@ from typing import Any
 from alleycat.dashboard import local_dashboard_server
 from alleycat.status import StatusServer
 from localcloud import LocalCloud
-from localcloud.apigateway.server import ApiGatewayServer
 from localcloud.dashboard import DashboardServer
 from localcloud.deploy import DeployResult
 from localcloud.esm import EngineSettings
-from localcloud.iot.local import LocalIot
 from localcloud.templates import load_template
 
 DEFAULT_HOME = Path(".alleycat")
@@ -72,8 +70,8 @@ class LocalStack:
         self.persist = persist
         self.window_idle_wait_s = window_idle_wait_s
         self.cloud: LocalCloud | None = None
-        self.iot: LocalIot | None = None
-        self.api: ApiGatewayServer | None = None
+        self.iot: Any = None  # localcloud.iot.LocalIot, served by LocalCloud
+        self.api: Any = None  # localcloud.apigateway.ApiGatewayServer, served by LocalCloud
         self.status: StatusServer | None = None
         self.dashboard: DashboardServer | None = None
         self.stacks: dict[str, DeployedStack] = {}
@@ -100,10 +98,9 @@ class LocalStack:
                 engine_settings=EngineSettings(window_idle_wait_s=self.window_idle_wait_s),
             )
             self.cloud.start()
-            self.iot = LocalIot(self.cloud.endpoint_url, invoker=self.cloud.runtime)
-            self.iot.start()
-            self.api = ApiGatewayServer(self.cloud.runtime)
-            self.api.start()
+            # localcloud serves the template's APIs and IoT rules, and runs the MQTT broker.
+            self.iot = self.cloud.iot
+            self.api = self.cloud.api_gateway
             for template in self.templates:
                 self.deploy(template)
             # The dashboard page serves the status page (/status, /status.json) beside the
@@ -131,8 +128,6 @@ class LocalStack:
         if "IotDataEndpoint" in declared:
             parameters.setdefault("IotDataEndpoint", self.iot.data_url)
         result = self.cloud.deploy(template, name, parameters=parameters)
-        self.api.register(result)
-        self.iot.register(result)
         outputs = {
             key: self.api.local_url(value)
             if value.startswith("https://") and ".execute-api." in value
@@ -161,7 +156,7 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything (saving state when persistent) and remove local.json."""
         self.info_path.unlink(missing_ok=True)
-        for component in (self.dashboard, self.status, self.api, self.iot):
+        for component in (self.dashboard, self.status):
             if component is not None:
                 with contextlib.suppress(Exception):  # keep stopping the rest
                     component.stop()

@@ -88,6 +88,14 @@ def render_deploy(console: Console, cloud: LocalCloud, result: DeployResult) -> 
         f"[bold green]localcloud is up[/] — endpoint [bold]{cloud.endpoint_url}[/] ({cloud.region})"
     )
     console.print(f"stack [bold]{result.stack_name}[/]: {result.status}")
+    if cloud.api_gateway is not None:
+        for api in cloud.api_gateway.apis:
+            console.print(f"API [bold]{api.title or api.logical_id}[/]: {api.base_url}")
+    if cloud.iot is not None:
+        console.print(
+            f"IoT: MQTT {cloud.iot.mqtt_url} · MQTT over WebSocket {cloud.iot.ws_url} · "
+            f"data plane {cloud.iot.data_url}"
+        )
     if result.outputs:
         outputs = Table(title="Outputs", show_lines=False)
         outputs.add_column("Key", style="cyan")
@@ -114,11 +122,18 @@ def render_deploy(console: Console, cloud: LocalCloud, result: DeployResult) -> 
 
 
 def _info(cloud: LocalCloud, result: DeployResult) -> dict[str, object]:
-    return {
+    info: dict[str, object] = {
         "endpoint_url": cloud.endpoint_url,
         "region": cloud.region,
         "stacks": {result.stack_name: {"outputs": result.outputs}},
     }
+    if cloud.iot is not None:
+        info.update(
+            mqtt_url=cloud.iot.ws_url, mqtt_tcp_url=cloud.iot.mqtt_url, iot_data_url=cloud.iot.data_url
+        )
+    if cloud.api_gateway is not None:
+        info["apis"] = {api.logical_id: api.base_url for api in cloud.api_gateway.apis}
+    return info
 
 
 def run_up(args: argparse.Namespace, console: Console) -> int:

@@ -69,6 +69,8 @@ class LocalCloud:
         shard_limits: bool = True,
         metrics: bool = True,
         metrics_interval_s: float = 5.0,
+        api_gateway: bool = True,
+        iot: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # localcloud.esm.EngineSettings for the stream mappings (None: AWS's timings).
@@ -97,6 +99,10 @@ class LocalCloud:
         self._metrics_enabled = metrics
         self._metrics_interval_s = metrics_interval_s
         self._metrics: MetricsPublisher | None = None
+        self._api_gateway_enabled = api_gateway
+        self._iot_enabled = iot
+        self._api_gateway: Any = None
+        self._iot: Any = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -168,6 +174,7 @@ class LocalCloud:
         self._sqs.sync()
         if self._metrics is not None:
             self._metrics.start()
+        self._start_front_doors()
         # Mappings created through the API (not by a deploy) are picked up within a second.
         self._sync_thread = threading.Thread(target=self._sync_loop, name="sqs-mapping-sync", daemon=True)
         self._sync_thread.start()
@@ -192,6 +199,7 @@ class LocalCloud:
         self._sync_stop.set()
         if self._sync_thread is not None:
             self._sync_thread.join(timeout=5)
+        self._stop_front_doors()
         for component in (self._schedules, self._engine, self._sqs):
             if component is not None:
                 try:
@@ -214,6 +222,40 @@ class LocalCloud:
         if self._store is not None and save_state:
             size = self._store.save()
             LOG.info("saved %d bytes of state to %s", size, self._store.path)
+
+    def _start_front_doors(self) -> None:
+        """The API Gateway front door and IoT Core (broker, data plane, topic rules), if enabled."""
+        # Imported here: they pull in the HTTP and MQTT servers, which plain engine users never need.
+        if self._iot_enabled:
+            from localcloud.iot import LocalIot  # noqa: PLC0415
+
+            self._iot = LocalIot(self.endpoint_url, region=self.region)
+            self._iot.start()
+            # boto3's iot-data inside handlers reaches the local data plane, as it would reach AWS's.
+            self.add_function_environment(self._iot.client_environment())
+        if self._api_gateway_enabled:
+            from localcloud.apigateway import ApiGatewayServer  # noqa: PLC0415
+
+            self._api_gateway = ApiGatewayServer(self.runtime, region=self.region).start()
+        # Stacks restored from the state folder are served again.
+        for result in self.deployments.values():
+            self._serve_stack(result)
+
+    def _serve_stack(self, result: DeployResult) -> None:
+        if self._api_gateway is not None:
+            self._api_gateway.register(result)
+        if self._iot is not None:
+            self._iot.register(result)
+
+    def _stop_front_doors(self) -> None:
+        # Before the runtime and the endpoint: rules still write their queued messages into moto.
+        for component in (self._api_gateway, self._iot):
+            if component is not None:
+                try:
+                    component.stop()
+                except Exception:
+                    LOG.exception("stopping %s failed", type(component).__name__)
+        self._api_gateway = self._iot = None
 
     def _add_own_middleware(self, middleware: Any) -> None:
         # Added on start, removed on stop: a restarted LocalCloud must not wrap moto twice.
@@ -244,6 +286,16 @@ class LocalCloud:
                 LOG.debug("SQS mapping sync failed", exc_info=True)
 
     # -- what callers use -----------------------------------------------------------------------
+    @property
+    def api_gateway(self) -> Any:
+        """The API Gateway front door (``localcloud.apigateway.ApiGatewayServer``), or None."""
+        return self._api_gateway
+
+    @property
+    def iot(self) -> Any:
+        """Local IoT Core (``localcloud.iot.LocalIot``: ``.ws_url``, ``.data_url``, ...), or None."""
+        return self._iot
+
     @property
     def endpoint_url(self) -> str:
         """``http://127.0.0.1:<port>``: point any boto3 client here (fake credentials work)."""
@@ -307,6 +359,7 @@ class LocalCloud:
         if self._engine is not None:
             self._engine.sync()
         self.deployments[stack_name] = result
+        self._serve_stack(result)
         for listener in list(self._deploy_listeners):
             listener(result)
         return result
@@ -346,8 +399,8 @@ class LocalCloud:
     def wait_for_mappings(self, timeout: float = 30.0, include_windows: bool = False) -> bool:
         """Wait until every event source has been consumed and nothing is in flight.
 
-        Covers the ESM engine (Kinesis / DynamoDB Streams), SQS mappings and queued asynchronous
-        invocations. Returns False on timeout.
+        Covers the ESM engine (Kinesis / DynamoDB Streams), SQS mappings, queued asynchronous
+        invocations and IoT topic rules. Returns False on timeout.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -358,9 +411,12 @@ class LocalCloud:
                     self._engine.wait_until_idle(timeout=max(0.0, remaining), include_windows=include_windows)
                 )
             async_idle = self.async_invoker.wait_idle(max(0.0, deadline - time.monotonic()))
+            # IoT topic rules write device messages into the streams: drain them too.
+            rules_idle = self._iot is None or bool(self._iot.wait_idle(max(0.0, deadline - time.monotonic())))
             if (
                 engine_idle
                 and async_idle
+                and rules_idle
                 and self._require(self._sqs).idle()
                 and self.async_invoker.pending == 0
             ):
