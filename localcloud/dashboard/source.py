@@ -7,6 +7,8 @@ the page shows the same thing against both.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,12 +30,23 @@ class MetricSource:
     """Reads dashboards and the series of their widgets from CloudWatch."""
 
     def __init__(
-        self, clients: ClientFactory, *, names: Sequence[str] | None = None, prefix: str = ""
+        self,
+        clients: ClientFactory,
+        *,
+        names: Sequence[str] | None = None,
+        prefix: str = "",
+        cache_seconds: float = 3.0,
     ) -> None:
-        """Show the dashboards ``names`` (default: every dashboard whose name starts with ``prefix``)."""
+        """Show the dashboards ``names`` (default: every dashboard whose name starts with ``prefix``).
+
+        Answers are kept ``cache_seconds``, so several open pages cost CloudWatch one query each.
+        """
         self._clients = clients
         self._names = list(names) if names is not None else None
         self._prefix = prefix
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._cache_lock = threading.Lock()
 
     def dashboards(self) -> list[str]:
         """The dashboards this source shows, by name."""
@@ -84,6 +97,28 @@ class MetricSource:
         row's rendering options (``color``, ``yAxis``). Rows marked ``visible: false`` feed
         expressions but are not returned.
         """
+        if now is not None or self._cache_seconds <= 0:
+            return self._widget_data(properties, start=start, end=end, period=period, now=now)
+        key = json.dumps([properties, start, end, period], sort_keys=True, default=str)
+        with self._cache_lock:
+            moment = time.monotonic()
+            self._cache = {k: v for k, v in self._cache.items() if moment - v[0] < self._cache_seconds}
+            if key in self._cache:
+                return self._cache[key][1]
+        data = self._widget_data(properties, start=start, end=end, period=period)
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic(), data)
+        return data
+
+    def _widget_data(
+        self,
+        properties: dict[str, Any],
+        *,
+        start: str | None,
+        end: str | None,
+        period: int | None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
         queries = widget_queries(properties, period)
         begin, finish = time_range(start or properties.get("start"), end or properties.get("end"), now)
         # CloudWatch aligns datapoints to the period; asking from an aligned start keeps moto's

@@ -256,3 +256,13 @@ def test_race_screen_shows_throttling_and_iterator_age() -> None:
     assert "retries 40" in text and "ProvisionedThroughputExceededException 2" in text
     assert "waiting for CloudWatch" in _screen_text(PipelineFigures())
     assert "iterator age" not in _screen_text(None)
+
+
+def test_answers_are_cached_briefly_so_open_pages_do_not_multiply_queries() -> None:
+    fake = FakeCloudWatch()
+    source = MetricSource(lambda region: fake, cache_seconds=60)
+    first = source.widget_data(RATE_WIDGET, start="-PT5M")
+    assert source.widget_data(RATE_WIDGET, start="-PT5M") is first
+    assert len(fake.requests) == 1
+    source.widget_data(RATE_WIDGET, start="-PT15M")
+    assert len(fake.requests) == 2, "another range is another query"

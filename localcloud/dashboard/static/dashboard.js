@@ -258,11 +258,21 @@ function layout(body) {
   }
 }
 
+// A few requests at a time: each is a GetMetricData call, and a local CloudWatch shares the
+// machine with the stack it watches.
+async function inBatches(items, size, work) {
+  const queue = items.slice();
+  const workers = Array.from({ length: Math.min(size, queue.length) }, async () => {
+    while (queue.length) await work(queue.shift());
+  });
+  await Promise.all(workers);
+}
+
 async function refreshAll() {
   if (state.busy || !state.body) return;
   state.busy = true;
   try {
-    await Promise.all(state.widgets.map(refreshWidget));
+    await inBatches(state.widgets, 3, refreshWidget);
     state.rendered += 1;
     document.body.dataset.rendered = String(state.rendered);
     document.getElementById("updated").textContent = "updated " + clock(Date.now(), true);
@@ -305,7 +315,7 @@ async function main() {
     document.getElementById("range").addEventListener("change", refreshAll);
     period.addEventListener("change", refreshAll);
     await openDashboard(chosen);
-    const every = Math.max(1, Number(params.get("refresh") || 5));
+    const every = Math.max(1, Number(params.get("refresh") || 10));
     setInterval(refreshAll, every * 1000);
     let resize = null;
     window.addEventListener("resize", () => { clearTimeout(resize); resize = setTimeout(refreshAll, 200); });
