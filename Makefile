@@ -29,9 +29,9 @@ DURATION ?= 300
 race: setup
 	$(BIN)/alleycat race --racers $(RACERS) --duration $(DURATION)
 
+# Every benchmark (~6 minutes): a table, bench/results/latest.json and plots; see BENCHMARKS.md.
 bench: setup
-	$(BIN)/python bench/bench_aggregator.py
-	$(BIN)/python bench/bench_producer.py
+	$(BIN)/python bench/run_all.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,398 @@
+"""Figures that need the whole stack running locally (LocalStack: localcloud + API Gateway + IoT MQTT).
+
+    .venv/bin/python bench/bench_live.py [--quick]
+
+One stack is started with ``ShardCount=1`` and the default 5-second window, and localcloud's
+Kinesis shard limits on (1,000 records/s and 1 MiB/s written per shard, 5 reads/s and 2 MiB/s read).
+
+1. ``freshness_p50_s`` / ``freshness_p99_s``: 1,000 racers race for ``FRESHNESS_SECONDS``; each
+   second's messages carry the wall-clock time they were sent as ``deviceTimestamp``. A subscriber
+   on the race's MQTT standings topic notes when each update arrives and which race second it
+   covers up to (its ``second``); every message of the seconds it newly covers gets latency =
+   arrival - that second's ``deviceTimestamp``. Reported beside ``window_s``.
+2. ``racers_per_shard_plain`` / ``racers_per_shard_aggregated``: a bisection over racer counts.
+   Each probe races N racers at 1 Hz for ``PROBE_SECONDS`` on the single shard (plain JSON records,
+   or KPL-aggregated compressed batches) and passes when the producer kept pace (each second's
+   messages handed over within that second), nothing failed, every message was counted in
+   DynamoDB, and the aggregator's iterator age stayed flat (below ``MAX_ITERATOR_AGE_S``).
+3. ``api_p50_ms`` / ``api_p99_ms``: a finished 10,000-racer race is written straight into the
+   stack's table (through the same store the aggregator uses), then ``API_THREADS`` threads ask the
+   API Gateway front door for its top 100 ``API_REQUESTS`` times in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from alleycat.stack import LocalStack  # noqa: E402
+from leaderboard.adapters.dynamodb import DynamoRaceStore  # noqa: E402
+from leaderboard.domain import RaceDelta, RacerDelta  # noqa: E402
+from producers import KinesisProducer, RetryPolicy  # noqa: E402
+from simulator import generate_race_messages, plan_races  # noqa: E402
+from simulator.race import MAX_RACERS  # noqa: E402
+
+WINDOW_S = 5
+FRESHNESS_RACERS = 1000
+FRESHNESS_SECONDS = 40
+PROBE_SECONDS = 10
+MAX_ITERATOR_AGE_S = 4.0
+API_RACERS = 10_000
+API_THREADS = 8
+API_REQUESTS = 3000
+
+
+@dataclass
+class Probe:
+    """One capacity probe: N racers for a few seconds on the one shard."""
+
+    racers: int
+    aggregated: bool
+    passed: bool = False
+    reason: str = ""
+    max_lateness_s: float = 0.0
+    failed_records: int = 0
+    counted: int = 0
+    expected: int = 0
+    iterator_age_s: list[tuple[float, float]] = field(default_factory=list)  # (t, age)
+    kinesis_records: int = 0
+    bytes_sent: int = 0
+
+
+@contextmanager
+def local_stack() -> Iterator[LocalStack]:
+    """The whole stack on 127.0.0.1, one shard, state in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="alleycat-bench-") as home:
+        stack = LocalStack(
+            home=Path(home),
+            persist=False,
+            parameters={"ShardCount": "1", "WindowSeconds": str(WINDOW_S)},
+            # Close a race's last window soon after its last message (AWS waits for more records).
+            window_idle_wait_s=1.0,
+        )
+        stack.start()
+        try:
+            yield stack
+        finally:
+            stack.stop()
+
+
+def _outputs(stack: LocalStack) -> dict[str, str]:
+    return stack.stacks["alleycat"].outputs
+
+
+def _race_base() -> int:
+    # A fresh id range per run and probe, so races of earlier probes never mix in.
+    return 3_000_000_000 + int(time.time() * 10) % 100_000_000 * 10
+
+
+def race_seconds(racers: int, seconds: int, seed: int) -> tuple[list[int], list[list[dict[str, Any]]]]:
+    """The messages of ``racers`` racers (split into races of at most 10,000) per second.
+
+    Every message is an ``update``: a ``final`` makes the aggregator offer each racer's personal
+    best, one conditional UpdateItem each, which moto serves at ~25 ms apiece (tens of seconds for
+    a thousand racers) — an emulator cost that says nothing about a shard or about freshness.
+    """
+    races = math.ceil(racers / MAX_RACERS)
+    sizes = [racers // races + (1 if i < racers % races else 0) for i in range(races)]
+    base = _race_base()
+    specs = [
+        plan_races([i + 1], size, duration=seconds, seed=seed, race_id_base=base + i)[0]
+        for i, size in enumerate(sizes)
+    ]
+    per_race = [list(generate_race_messages(spec)) for spec in specs]
+    by_second = [[m | {"event": "update"} for race in per_race for m in race[s]] for s in range(seconds)]
+    return [spec.race_id for spec in specs], by_second
+
+
+def send_paced(
+    producer: KinesisProducer,
+    by_second: list[list[dict[str, Any]]],
+    on_second: Callable[[int, int], None] | None = None,
+    give_up_after_s: float | None = None,
+) -> float:
+    """Send each second's messages at 1 Hz, stamped with the wall clock; returns the worst lateness.
+
+    Lateness: how long after its second's start the last message of the second was handed over
+    (``put`` blocks when the producer cannot keep up, so a shard too slow shows up here). Past
+    ``give_up_after_s`` of lateness the rest is not sent: the probe has failed already.
+    """
+    start = time.time() + 0.2
+    worst = 0.0
+    for index, messages in enumerate(by_second):
+        due = start + index
+        time.sleep(max(0.0, due - time.time()))
+        stamp = int(time.time() * 1000)
+        for message in messages:
+            message["deviceTimestamp"] = stamp
+            producer.put(orjson.dumps(message), message["raceId"])
+        if on_second is not None:
+            on_second(index + 1, stamp)
+        worst = max(worst, time.time() - due)
+        if give_up_after_s is not None and worst > give_up_after_s:
+            break
+    return worst
+
+
+def aggregator_iterator_age_s(stack: LocalStack) -> float:
+    """The aggregator mapping's iterator age on the shard (localcloud's ESM statistics)."""
+    assert stack.cloud is not None
+    engine = stack.cloud.mapping_engine
+    ages = [s.iterator_age_ms for s in engine.stats() if "Aggregator" in s.function_arn]
+    return max(ages, default=0) / 1000
+
+
+def counted_messages(stack: LocalStack, race_ids: list[int]) -> int:
+    """Distinct (racer, second) pairs the stack's table holds for these races."""
+    assert stack.cloud is not None
+    store = DynamoRaceStore(stack.cloud.client("dynamodb"), _outputs(stack)["TableName"])
+    return sum(score.seconds_counted for race_id in race_ids for score in store.load_scores(race_id))
+
+
+def probe(stack: LocalStack, racers: int, aggregated: bool, seconds: int = PROBE_SECONDS) -> Probe:
+    """Race ``racers`` at 1 Hz on the one shard and judge whether it kept up."""
+    assert stack.cloud is not None
+    result = Probe(racers=racers, aggregated=aggregated, expected=racers * seconds)
+    race_ids, by_second = race_seconds(racers, seconds, seed=racers)
+    stop = threading.Event()
+    began = time.monotonic()
+
+    def sample() -> None:
+        # While sending only: once the race is over the shard idles with its last window open.
+        while not stop.wait(0.5):
+            result.iterator_age_s.append((time.monotonic() - began, aggregator_iterator_age_s(stack)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    producer = KinesisProducer(
+        stream_name=_outputs(stack)["StreamName"],
+        client=stack.cloud.client("kinesis"),
+        aggregate=aggregated,
+        compress=aggregated,
+        max_in_flight=4,
+        linger_seconds=0.1,
+        # A probe that needs long retries has failed already; do not wait 30 s to learn it.
+        retry_policy=RetryPolicy(record_ttl=5.0),
+    )
+    try:
+        result.max_lateness_s = send_paced(producer, by_second, give_up_after_s=2.0)
+    finally:
+        outcome = producer.close()
+        stop.set()
+        sampler.join()
+    stats = producer.stats()
+    result.failed_records = len(outcome.failed)
+    result.kinesis_records, result.bytes_sent = stats.kinesis_records, stats.bytes
+    stack.cloud.wait_for_mappings(timeout=60, include_windows=True)
+    result.counted = counted_messages(stack, race_ids)
+    ages = [age for _, age in result.iterator_age_s]
+    late_ages = ages[len(ages) // 2 :] or [0.0]
+    if result.failed_records:
+        result.reason = f"{result.failed_records} records failed"
+    elif result.max_lateness_s > 1.0:
+        result.reason = f"producer fell {result.max_lateness_s:.1f} s behind"
+    elif result.counted != result.expected:
+        result.reason = f"counted {result.counted} of {result.expected}"
+    elif max(late_ages) > MAX_ITERATOR_AGE_S:
+        result.reason = f"iterator age reached {max(late_ages):.1f} s"
+    else:
+        result.passed = True
+    return result
+
+
+def bisect_capacity(
+    stack: LocalStack, aggregated: bool, low: int, high: int, steps: int, log: Callable[[str], None]
+) -> tuple[int, list[Probe]]:
+    """The largest racer count that passes, between ``low`` (assumed to pass) and ``high``."""
+    probes: list[Probe] = []
+    best = 0
+    for _ in range(steps):
+        racers = (low + high) // 2
+        result = probe(stack, racers, aggregated)
+        probes.append(result)
+        mode = "aggregated" if aggregated else "plain"
+        verdict = "ok" if result.passed else f"FAIL ({result.reason})"
+        log(f"  {mode:>10} {racers:>7,} racers: {verdict}; worst lateness {result.max_lateness_s:.2f} s")
+        if result.passed:
+            best = max(best, racers)
+            low = racers
+        else:
+            high = racers
+    return best, probes
+
+
+# -- freshness ---------------------------------------------------------------------------------------
+
+
+class UpdateLog:
+    """Standings updates of one race as they arrive on MQTT: (arrival time, second covered)."""
+
+    def __init__(self, ws_url: str, topic: str) -> None:
+        self.updates: list[tuple[float, int]] = []
+        self._topic = topic
+        self._ready = threading.Event()
+        url = urlsplit(ws_url)
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench", transport="websockets")
+        self._client.ws_set_options(path=url.path or "/mqtt")
+        self._client.on_connect = lambda c, *_: c.subscribe(topic, 1)
+        self._client.on_subscribe = lambda *_: self._ready.set()
+        self._client.on_message = self._on_message
+        self._client.connect(url.hostname or "127.0.0.1", url.port or 80)
+        self._client.loop_start()
+        if not self._ready.wait(10):
+            raise TimeoutError("no MQTT subscription")
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        body = orjson.loads(message.payload)
+        self.updates.append((time.time(), int(body.get("second", 0))))
+
+    def stop(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def freshness(stack: LocalStack) -> tuple[dict[str, float], list[float]]:
+    """Per-message latency from deviceTimestamp to the MQTT update that first covers its second."""
+    assert stack.cloud is not None and stack.iot is not None
+    race_ids, by_second = race_seconds(FRESHNESS_RACERS, FRESHNESS_SECONDS, seed=7)
+    topic = f"{_outputs(stack).get('IotTopicPrefix', 'alleycat')}/races/{race_ids[0]}/standings"
+    log = UpdateLog(stack.iot.ws_url, topic)
+    sent: dict[int, int] = {}
+    with KinesisProducer(
+        stream_name=_outputs(stack)["StreamName"], client=stack.cloud.client("kinesis"), linger_seconds=0.05
+    ) as producer:
+        send_paced(producer, by_second, on_second=sent.__setitem__)
+    stack.cloud.wait_for_mappings(timeout=60, include_windows=True)
+    time.sleep(2)  # the last update travels through the table's stream and the publisher
+    log.stop()
+    latencies: list[float] = []
+    covered = 0
+    for arrived, second in sorted(log.updates):
+        for s in range(covered + 1, min(second, FRESHNESS_SECONDS) + 1):
+            latencies += [arrived - sent[s] / 1000] * FRESHNESS_RACERS
+        covered = max(covered, second)
+    if covered < FRESHNESS_SECONDS:
+        raise RuntimeError(f"standings covered only {covered} of {FRESHNESS_SECONDS} seconds")
+    quantiles = statistics.quantiles(latencies, n=100)
+    figures = {
+        "freshness_p50_s": statistics.median(latencies),
+        "freshness_p99_s": quantiles[98],
+        "window_s": WINDOW_S,
+        "freshness_updates": len(log.updates),
+    }
+    return figures, latencies
+
+
+# -- API ---------------------------------------------------------------------------------------------
+
+
+def write_finished_race(stack: LocalStack, racers: int, seconds: int = 300) -> int:
+    """A finished race of ``racers`` racers x ``seconds`` written through the aggregator's store.
+
+    The race is merged live and then closed (as the race closer does) rather than finished by
+    ``final`` messages, which would add 10,000 personal-best writes at moto's ~25 ms each.
+    """
+    assert stack.cloud is not None
+    race_id = _race_base() + 7
+    store = DynamoRaceStore(stack.cloud.client("dynamodb"), _outputs(stack)["TableName"])
+    delta = RaceDelta(race_id=race_id, class_id=90 + racers % 7, messages=racers * seconds)
+    now_ms = int(time.time() * 1000)
+    delta.first_device_ts, delta.last_device_ts = now_ms - seconds * 1000, now_ms
+    for racer_id in range(1, racers + 1):
+        outputs = {s: 9000 + (racer_id * 7919 + s * 104729) % 5000 for s in range(1, seconds + 1)}
+        delta.racers[racer_id] = RacerDelta(f"Racer {racer_id}", outputs, None, seconds)
+    outcome = store.merge(delta)
+    if outcome.race is None or not store.close_race(race_id, outcome.race.version):
+        raise RuntimeError("could not close the benchmark race")
+    return race_id
+
+
+def api_latency(stack: LocalStack) -> dict[str, float]:
+    """Top-100 leaderboard of a finished 10,000-racer race over HTTP, ``API_THREADS`` at a time."""
+    race_id = write_finished_race(stack, API_RACERS)
+    url = f"{_outputs(stack)['ApiUrl']}/races/{race_id}/leaderboard?limit=100"
+
+    def get(_: int) -> float:
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = orjson.loads(response.read())
+        elapsed = time.perf_counter() - started
+        if body["status"] != "final" or len(body["standings"]) != 100:
+            raise RuntimeError(f"unexpected leaderboard: {body.get('status')}, {len(body['standings'])}")
+        return elapsed * 1000
+
+    for i in range(API_THREADS * 2):  # warm every execution environment and the API's cache
+        get(i)
+    with ThreadPoolExecutor(API_THREADS) as pool:
+        started = time.perf_counter()
+        times = list(pool.map(get, range(API_REQUESTS)))
+        elapsed = time.perf_counter() - started
+    quantiles = statistics.quantiles(times, n=100)
+    return {
+        "api_p50_ms": statistics.median(times),
+        "api_p99_ms": quantiles[98],
+        "api_requests_per_s": API_REQUESTS / elapsed,
+    }
+
+
+def run(quick: bool, log: Callable[[str], None] = print) -> tuple[dict[str, float], dict[str, Any]]:
+    """Every live figure; also the raw series the plots need."""
+    figures: dict[str, float] = {}
+    series: dict[str, Any] = {}
+    with local_stack() as stack:
+        log("freshness: 1,000 racers over MQTT ...")
+        fresh, latencies = freshness(stack)
+        figures.update(fresh)
+        series["freshness_latencies_s"] = latencies
+        log("capacity: plain JSON records on one shard ...")
+        plain, plain_probes = bisect_capacity(stack, False, 500, 1500, 2 if quick else 3, log)
+        log("capacity: aggregated, compressed batches on one shard ...")
+        packed, packed_probes = bisect_capacity(stack, True, 4000, 36000, 2 if quick else 3, log)
+        figures["racers_per_shard_plain"] = plain
+        figures["racers_per_shard_aggregated"] = packed
+        series["probes"] = [p.__dict__ for p in plain_probes + packed_probes]
+        best = [p for p in packed_probes if p.passed]
+        if best:
+            top = max(best, key=lambda p: p.racers)
+            figures["aggregated_bytes_per_message"] = top.bytes_sent / top.expected
+        log("API: top 100 of a finished 10,000-racer race ...")
+        figures.update(api_latency(stack))
+    return figures, series
+
+
+def main() -> None:
+    """Run the live figures and print them."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer bisection steps")
+    args = parser.parse_args()
+    figures, _ = run(args.quick)
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value:>14,.2f}")
+
+
+if __name__ == "__main__":
+    main()
