@@ -13,8 +13,12 @@ Kinesis shard limits on (1,000 records/s and 1 MiB/s written per shard, 5 reads/
 2. ``racers_per_shard_plain`` / ``racers_per_shard_aggregated``: a bisection over racer counts.
    Each probe races N racers at 1 Hz for ``PROBE_SECONDS`` on the single shard (plain JSON records,
    or KPL-aggregated compressed batches) and passes when the producer kept pace (each second's
-   messages handed over within that second), nothing failed, every message was counted in
-   DynamoDB, and the aggregator's iterator age stayed flat (below ``MAX_ITERATOR_AGE_S``).
+   messages handed over within ``MAX_LATENESS_S`` of its start), no record failed, every message
+   was counted in DynamoDB, and the aggregator's iterator age stayed flat: it saw-tooths with the
+   tumbling window (the shard waits while a window's final invocation writes), so "flat" means it
+   came back below ``CAUGHT_UP_AGE_S`` in the last 40% of the probe — a growing backlog never does.
+   Each kind of measurement gets a fresh stack: moto's GetRecords scans a shard from its start, so
+   a long stream would slow the later probes down.
 3. ``api_p50_ms`` / ``api_p99_ms``: a finished 10,000-racer race is written straight into the
    stack's table (through the same store the aggregator uses), then ``API_THREADS`` threads ask the
    API Gateway front door for its top 100 ``API_REQUESTS`` times in all.
@@ -56,7 +60,8 @@ WINDOW_S = 5
 FRESHNESS_RACERS = 1000
 FRESHNESS_SECONDS = 40
 PROBE_SECONDS = 10
-MAX_ITERATOR_AGE_S = 4.0
+MAX_LATENESS_S = 1.5
+CAUGHT_UP_AGE_S = 1.5
 API_RACERS = 10_000
 API_THREADS = 8
 API_REQUESTS = 3000
@@ -195,7 +200,7 @@ def probe(stack: LocalStack, racers: int, aggregated: bool, seconds: int = PROBE
         retry_policy=RetryPolicy(record_ttl=5.0),
     )
     try:
-        result.max_lateness_s = send_paced(producer, by_second, give_up_after_s=2.0)
+        result.max_lateness_s = send_paced(producer, by_second, give_up_after_s=2 * MAX_LATENESS_S)
     finally:
         outcome = producer.close()
         stop.set()
@@ -206,15 +211,15 @@ def probe(stack: LocalStack, racers: int, aggregated: bool, seconds: int = PROBE
     stack.cloud.wait_for_mappings(timeout=60, include_windows=True)
     result.counted = counted_messages(stack, race_ids)
     ages = [age for _, age in result.iterator_age_s]
-    late_ages = ages[len(ages) // 2 :] or [0.0]
+    late_ages = ages[len(ages) * 3 // 5 :] or [0.0]
     if result.failed_records:
         result.reason = f"{result.failed_records} records failed"
-    elif result.max_lateness_s > 1.0:
+    elif result.max_lateness_s > MAX_LATENESS_S:
         result.reason = f"producer fell {result.max_lateness_s:.1f} s behind"
     elif result.counted != result.expected:
         result.reason = f"counted {result.counted} of {result.expected}"
-    elif max(late_ages) > MAX_ITERATOR_AGE_S:
-        result.reason = f"iterator age reached {max(late_ages):.1f} s"
+    elif min(late_ages) > CAUGHT_UP_AGE_S:
+        result.reason = f"iterator age growing (>= {min(late_ages):.1f} s at the end)"
     else:
         result.passed = True
     return result
@@ -365,19 +370,21 @@ def run(quick: bool, log: Callable[[str], None] = print) -> tuple[dict[str, floa
         fresh, latencies = freshness(stack)
         figures.update(fresh)
         series["freshness_latencies_s"] = latencies
-        log("capacity: plain JSON records on one shard ...")
-        plain, plain_probes = bisect_capacity(stack, False, 500, 1500, 2 if quick else 3, log)
-        log("capacity: aggregated, compressed batches on one shard ...")
-        packed, packed_probes = bisect_capacity(stack, True, 4000, 36000, 2 if quick else 3, log)
-        figures["racers_per_shard_plain"] = plain
-        figures["racers_per_shard_aggregated"] = packed
-        series["probes"] = [p.__dict__ for p in plain_probes + packed_probes]
-        best = [p for p in packed_probes if p.passed]
-        if best:
-            top = max(best, key=lambda p: p.racers)
-            figures["aggregated_bytes_per_message"] = top.bytes_sent / top.expected
         log("API: top 100 of a finished 10,000-racer race ...")
         figures.update(api_latency(stack))
+    with local_stack() as stack:
+        log("capacity: plain JSON records on one shard ...")
+        plain, plain_probes = bisect_capacity(stack, False, 600, 1400, 2 if quick else 3, log)
+    with local_stack() as stack:
+        log("capacity: aggregated, compressed batches on one shard ...")
+        packed, packed_probes = bisect_capacity(stack, True, 4000, 36000, 2 if quick else 3, log)
+    figures["racers_per_shard_plain"] = plain
+    figures["racers_per_shard_aggregated"] = packed
+    series["probes"] = [p.__dict__ for p in plain_probes + packed_probes]
+    best = [p for p in packed_probes if p.passed]
+    if best:
+        top = max(best, key=lambda p: p.racers)
+        figures["aggregated_bytes_per_message"] = top.bytes_sent / top.expected
     return figures, series
 
 

@@ -93,7 +93,7 @@ def plot(series: dict[str, Any], figures: dict[str, float]) -> list[Path]:
             style = "-" if p["passed"] else "--"
             label = f"{p['racers']:,} racers: " + ("sustained" if p["passed"] else p["reason"])
             ax.plot([t for t, _ in points], [a for _, a in points], style, marker=".", label=label)
-        ax.axhline(bench_live.MAX_ITERATOR_AGE_S, color="grey", lw=0.8, ls=":")
+        ax.axhline(bench_live.CAUGHT_UP_AGE_S, color="grey", lw=0.8, ls=":")
         kind = "KPL-aggregated, compressed batches" if aggregated else "plain JSON records"
         ax.set_title(f"One shard, {kind}")
         ax.set_xlabel("seconds into the probe (1 Hz racers)")
