@@ -61,9 +61,8 @@ def local_dashboard_server(stack: LocalStack, status: StatusServer) -> Dashboard
     )
 
 
-def stack_dashboards(session: boto3.session.Session, stack_name: str) -> list[str]:
+def stack_dashboards(cloudformation: Any, stack_name: str) -> list[str]:
     """Names of the ``AWS::CloudWatch::Dashboard`` resources of a deployed stack."""
-    cloudformation = session.client("cloudformation")
     names: list[str] = []
     for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
         names += [
@@ -89,7 +88,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if session.region_name is None:
         raise TargetError("no region: pass --region or configure one for the profile")
     try:
-        names = stack_dashboards(session, args.stack_name)
+        names = stack_dashboards(session.client("cloudformation"), args.stack_name)
     except Exception as exc:  # ClientError or missing credentials: the message says which
         raise TargetError(f"cannot read stack {args.stack_name!r} in {session.region_name}: {exc}") from exc
     if not names:

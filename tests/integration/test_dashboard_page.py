@@ -17,13 +17,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from alleycat.dashboard import PipelineWatch
+from alleycat.dashboard import PipelineWatch, stack_dashboards
 from alleycat.stack import LocalStack
 from alleycat.target import local_target
 from producers import KinesisProducer
@@ -129,6 +130,30 @@ class PageParser(HTMLParser):
         self._current.text.append(data)
 
 
+def _has_data(cloudwatch: Any) -> bool:
+    now = datetime.now(UTC)
+    queries = [
+        {
+            "Id": f"q{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": ns, "MetricName": name, "Dimensions": dims},
+                "Period": 60,
+                "Stat": "Sum",
+            },
+        }
+        for i, (ns, name, dims) in enumerate(
+            [
+                ("Alleycat", "RecordsAggregated", [{"Name": "service", "Value": "alleycat"}]),
+                ("AWS/Kinesis", "IncomingRecords", []),
+            ]
+        )
+    ]
+    answer = cloudwatch.get_metric_data(
+        MetricDataQueries=queries, StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=1)
+    )
+    return all(r["Values"] for r in answer["MetricDataResults"])
+
+
 @pytest.fixture(scope="module")
 def raced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A local stack that has just run a 6-second, 200-racer race."""
@@ -146,9 +171,12 @@ def raced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         finally:
             producer.close()
         assert summary.sent == 200 * 6 and summary.failed == 0
-        # Metrics reach CloudWatch every few seconds: wait until the aggregator's have.
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and watch.latest().iterator_age_ms is None:
+        # Metrics reach CloudWatch every few seconds: wait until the aggregator's (AWS/Lambda and
+        # its own, from its log lines) have, so the page has something to draw.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            watch.latest().iterator_age_ms is not None and _has_data(target.client("cloudwatch"))
+        ):
             time.sleep(0.5)
         figures = watch.latest()
         watch.stop()
@@ -162,6 +190,13 @@ def test_the_race_screen_figures_come_from_local_cloudwatch(raced: dict[str, Any
     assert figures.updated_at > 0, "CloudWatch answered"
     assert figures.iterator_age_ms is not None, "the aggregator's IteratorAge was published"
     assert figures.throttled_records >= 0
+
+
+def test_the_stacks_dashboards_are_found_through_cloudformation(raced: dict[str, Any]) -> None:
+    stack: LocalStack = raced["stack"]
+    assert stack.cloud is not None
+    names = stack_dashboards(stack.cloud.client("cloudformation"), "alleycat")
+    assert names == [stack.stacks["alleycat"].outputs["DashboardName"]] == ["alleycat-us-east-1"]
 
 
 def test_dashboard_url_serves_the_page_and_the_status(raced: dict[str, Any]) -> None:

@@ -266,3 +266,13 @@ def test_answers_are_cached_briefly_so_open_pages_do_not_multiply_queries() -> N
     assert len(fake.requests) == 1
     source.widget_data(RATE_WIDGET, start="-PT15M")
     assert len(fake.requests) == 2, "another range is another query"
+
+
+def test_alleycat_dashboard_prints_the_local_page(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from alleycat.cli import main  # noqa: PLC0415 - the CLI module is heavy; only this test needs it
+
+    config = tmp_path / "local.json"
+    assert main(["dashboard", "--local-config", str(config)]) == 1, "no local stack: an error"
+    config.write_text(json.dumps({"dashboard_url": "http://127.0.0.1:1234/"}))
+    assert main(["dashboard", "--local-config", str(config)]) == 0
+    assert capsys.readouterr().out.strip() == "http://127.0.0.1:1234/"
