@@ -119,7 +119,7 @@ function drawTimeSeries(box, props, data) {
         transform: `rotate(-90 ${cx} ${cy})` }, scale.conf.label));
     }
   }
-  const { ticks, withSeconds } = timeTicks(data.start, data.end, Math.max(2, Math.floor(plotW / 70)));
+  const { ticks, withSeconds } = timeTicks(data.start, data.end, Math.max(3, Math.floor(plotW / 64)));
   for (const t of ticks) {
     axis.append(el("svg:line", { class: "tick", x1: x(t), x2: x(t), y1: margin.top + plotH, y2: margin.top + plotH + 4 }));
     axis.append(el("svg:text", { x: x(t), y: height - 4, "text-anchor": "middle" }, clock(t, withSeconds)));
