@@ -215,7 +215,8 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
         rate[0] = throughput.add(stats.sent)
 
     label = "local" if target.is_local else f"AWS {target.region}"
-    watch = PipelineWatch(target).start()  # throttled records and iterator age, from CloudWatch
+    # Throttled records and the aggregator's iterator age, from CloudWatch (locally and on AWS).
+    watch = PipelineWatch(target, stack_name=args.stack_name).start()
     runner = RaceRunner(specs, producer, speed=args.speed, progress=progress)
     try:
         with Live(console=console, refresh_per_second=4, transient=False) as live:

@@ -172,9 +172,14 @@ class PipelineWatch:
 
     def _aggregator_name(self) -> str | None:
         if self._function is None and self._stack_name:
-            resources = self._target.client("cloudformation").describe_stack_resource(
-                StackName=self._stack_name, LogicalResourceId=AGGREGATOR
-            )
+            try:
+                resources = self._target.client("cloudformation").describe_stack_resource(
+                    StackName=self._stack_name, LogicalResourceId=AGGREGATOR
+                )
+            except Exception as exc:  # no such resource, or no permission: use the stream's figure
+                LOG.debug("aggregator of %s not found: %s", self._stack_name, exc)
+                self._stack_name = None
+                return None
             self._function = resources["StackResourceDetail"]["PhysicalResourceId"]
         return self._function
 
