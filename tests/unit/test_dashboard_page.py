@@ -276,3 +276,33 @@ def test_alleycat_dashboard_prints_the_local_page(tmp_path: Any, capsys: pytest.
     config.write_text(json.dumps({"dashboard_url": "http://127.0.0.1:1234/"}))
     assert main(["dashboard", "--local-config", str(config)]) == 0
     assert capsys.readouterr().out.strip() == "http://127.0.0.1:1234/"
+
+
+def test_pipeline_watch_sums_throttling_and_falls_back_to_the_streams_iterator_age() -> None:
+    from alleycat.dashboard import PipelineWatch  # noqa: PLC0415 - keeps the CLI imports out of other tests
+
+    class Target:
+        is_local = True
+        stream_name = "race-stream"
+
+        def __init__(self) -> None:
+            self.cloudwatch = FakeCloudWatch(
+                {"throttled": [(0, 500.0), (5, 250.0)], "age": [(0, 1500.0), (5, 2500.0)]}
+            )
+
+        def client(self, service: str) -> Any:
+            if service == "cloudformation":
+                raise ConnectionError("no stack here")
+            return self.cloudwatch
+
+    target = Target()
+    figures = PipelineWatch(target).poll()  # type: ignore[arg-type]
+    assert (figures.throttled_records, figures.throttled_per_s, figures.iterator_age_ms) == (
+        750,
+        50.0,
+        2500.0,
+    )
+    (request,) = target.cloudwatch.requests
+    age = request["MetricDataQueries"][1]["MetricStat"]
+    assert age["Metric"]["MetricName"] == "GetRecords.IteratorAgeMilliseconds", "the stream's figure"
+    assert age["Stat"] == "Maximum" and age["Period"] == 5
