@@ -76,6 +76,7 @@ class Probe:
     passed: bool = False
     reason: str = ""
     max_lateness_s: float = 0.0
+    drain_s: float = 0.0  # from the end of sending until every record was delivered
     failed_records: int = 0
     counted: int = 0
     expected: int = 0
@@ -202,7 +203,9 @@ def probe(stack: LocalStack, racers: int, aggregated: bool, seconds: int = PROBE
     try:
         result.max_lateness_s = send_paced(producer, by_second, give_up_after_s=2 * MAX_LATENESS_S)
     finally:
+        sent_at = time.monotonic()
         outcome = producer.close()
+        result.drain_s = time.monotonic() - sent_at
         stop.set()
         sampler.join()
     stats = producer.stats()
@@ -216,6 +219,8 @@ def probe(stack: LocalStack, racers: int, aggregated: bool, seconds: int = PROBE
         result.reason = f"{result.failed_records} records failed"
     elif result.max_lateness_s > MAX_LATENESS_S:
         result.reason = f"producer fell {result.max_lateness_s:.1f} s behind"
+    elif result.drain_s > MAX_LATENESS_S:
+        result.reason = f"throttled: delivery ended {result.drain_s:.1f} s after the race"
     elif result.counted != result.expected:
         result.reason = f"counted {result.counted} of {result.expected}"
     elif min(late_ages) > CAUGHT_UP_AGE_S:
@@ -237,7 +242,10 @@ def bisect_capacity(
         probes.append(result)
         mode = "aggregated" if aggregated else "plain"
         verdict = "ok" if result.passed else f"FAIL ({result.reason})"
-        log(f"  {mode:>10} {racers:>7,} racers: {verdict}; worst lateness {result.max_lateness_s:.2f} s")
+        log(
+            f"  {mode:>10} {racers:>7,} racers: {verdict}; worst lateness {result.max_lateness_s:.2f} s, "
+            f"delivered {result.drain_s:.2f} s after the last second"
+        )
         if result.passed:
             best = max(best, racers)
             low = racers
