@@ -20,7 +20,9 @@ Rules:
   and comes back under ``UnprocessedItems``.
 
 Rules are tried in the order they were added; the first that fires handles the call. Requests
-to localcloud's own mounted servers never reach the middleware. The module knows nothing about any
+to localcloud's own mounted servers never reach the middleware. :func:`kill_processes` ends
+processes at once, e.g. a function's busy workers from
+``cloud.runtime.pool(name).worker_pids(busy_only=True)``. The module knows nothing about any
 particular application.
 """
 
@@ -243,6 +245,11 @@ class FaultRule:
         if needle is not None and needle not in call.body:
             return False
         return self.active(now)
+
+    def count_match(self) -> None:
+        """Count one call the rule matched (whether or not the draw then injects)."""
+        with self._lock:
+            self.matched += 1
 
     def roll(self) -> bool:
         """Draw whether one call (or entry) gets the fault, within the limit; counts it when it does."""
@@ -510,7 +517,7 @@ class FaultInjector:
         for rule in rules:
             if not rule.matches(call, now):
                 continue
-            rule.matched += 1
+            rule.count_match()
             response = rule.apply(call, lambda c: call_backend(app, c))
             if response is not None:
                 start_response(response.status, response.headers)
