@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect_right
+from itertools import islice
 from operator import attrgetter
 from typing import Any
 
@@ -39,6 +41,7 @@ def apply() -> bool:
             return False
         _disable_stream_triggers(LambdaBackend)
         _fix_resharding(kinesis_models)
+        _index_shard_records(kinesis_models.Shard)
         _report_starting_timestamp(EventSourceMapping)
         _bound_stream_iterators(DynamoDBStreamsBackend)
         _state["applied"] = True
@@ -89,6 +92,51 @@ def _report_starting_timestamp(mapping_cls: Any) -> None:
         return configuration
 
     mapping_cls.get_configuration = get_configuration
+
+
+def _index_shard_records(shard_cls: Any) -> None:
+    """Make moto's per-shard record lookups O(log n) instead of O(n).
+
+    moto finds a shard's last sequence number by listing every key on each PutRecord, and serves
+    GetRecords by scanning from the first record; a shard holding a few minutes of a live race
+    (hundreds of thousands of records) then slows every call to a crawl. Records are only ever
+    appended with increasing sequence numbers, so a sorted key list kept up to date incrementally
+    answers both with a bisection.
+    """
+
+    def sorted_keys(self: Any) -> list[int]:
+        keys: list[int] | None = self.__dict__.get("_localcloud_keys")
+        records = self.records
+        if keys is None or len(keys) > len(records) or (keys and keys[-1] not in records):
+            keys = list(records)
+        elif len(keys) < len(records):
+            # New records were appended at the end: take just those, from the end.
+            tail = list(islice(reversed(records), len(records) - len(keys)))
+            keys.extend(reversed(tail))
+        self.__dict__["_localcloud_keys"] = keys
+        return keys
+
+    def get_max_sequence_number(self: Any) -> int:
+        return next(reversed(self.records), 0)
+
+    def get_min_sequence_number(self: Any) -> int:
+        return next(iter(self.records), 0)
+
+    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+        last = int(last_sequence_id)
+        keys = sorted_keys(self)
+        start = bisect_right(keys, last)
+        chosen = keys[start:] if limit is None else keys[start : start + limit]
+        if not chosen:
+            return [], last, 0
+        results = [self.records[k] for k in chosen]
+        newest = self.records[keys[-1]]
+        behind_ms = int((newest.created_at - results[-1].created_at) * 1000)
+        return results, chosen[-1], behind_ms
+
+    shard_cls.get_max_sequence_number = get_max_sequence_number
+    shard_cls.get_min_sequence_number = get_min_sequence_number
+    shard_cls.get_records = get_records
 
 
 def _fix_resharding(models: Any) -> None:
