@@ -80,6 +80,13 @@ def _racers(text: str) -> int:
     return value
 
 
+def _parameter(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError("parameters look like KEY=VALUE, e.g. ShardCount=2")
+    return key, value
+
+
 def _classes(text: str) -> list[int]:
     try:
         classes = [int(part) for part in text.split(",") if part.strip()]
@@ -130,6 +137,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         home=args.home,
         port=args.port,
         persist=not args.no_state,
+        parameters=dict(args.parameter),
     )
     with _stop_signals() as stop:
         console.print("[dim]starting localcloud and deploying…[/]")
@@ -339,6 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=0, help="port of the AWS endpoint (default: a free one)")
     up.add_argument("--home", type=Path, default=Path(".alleycat"), help="state folder (default .alleycat)")
     up.add_argument("--no-state", action="store_true", help="do not load or save state")
+    up.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        type=_parameter,
+        metavar="KEY=VALUE",
+        help="template parameter override, repeatable (e.g. ShardCount=2, WindowSeconds=2)",
+    )
     up.set_defaults(handler=cmd_up)
 
     race = commands.add_parser(

@@ -111,7 +111,7 @@ def test_local_json_follows_the_contract(stack: dict[str, Any]) -> None:
     for key in ("StreamName", "TableName", "ApiUrl", "DeadLetterQueueUrl", "IotTopicPrefix"):
         assert outputs[key], key
     assert outputs["ApiUrl"] == info["api_url"]
-    with urllib.request.urlopen(info["dashboard_url"], timeout=10) as page:
+    with urllib.request.urlopen(info["dashboard_url"].rstrip("/") + "/status", timeout=10) as page:
         assert b"Event source mappings" in page.read()
 
 
