@@ -100,6 +100,9 @@ def local_stack() -> Iterator[LocalStack]:
         try:
             yield stack
         finally:
+            # Let the last windows and standings finish, rather than stop under the publisher.
+            if stack.cloud is not None:
+                stack.cloud.wait_for_mappings(timeout=30, include_windows=True)
             stack.stop()
 
 
