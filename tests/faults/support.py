@@ -102,6 +102,41 @@ def send(stack: LocalStack, messages: Iterable[dict[str, Any]], **options: Any) 
     return producer
 
 
+def put_raw(stack: LocalStack, records: Sequence[tuple[bytes, str]], timeout: float = 60.0) -> int:
+    """PutRecords with a plain client, as a device gateway would: batches of up to 500 records and
+    4 MB, re-sending only the entries Kinesis refused (the shard limits throttle bursts) until all
+    are in. Returns how many entries were refused on the way."""
+    assert stack.cloud is not None
+    kinesis = stack.cloud.client("kinesis")
+    stream = outputs(stack)["StreamName"]
+    refused = 0
+    deadline = time.monotonic() + timeout
+    batch: list[tuple[bytes, str]] = []
+    for record in [*records, None]:
+        full = len(batch) == 500 or (
+            record is not None and sum(len(d) for d, _ in batch) + len(record[0]) > 4_000_000
+        )
+        if batch and (record is None or full):
+            pending = batch
+            while pending:
+                response = kinesis.put_records(
+                    StreamName=stream, Records=[{"Data": data, "PartitionKey": key} for data, key in pending]
+                )
+                pending = [
+                    entry
+                    for entry, out in zip(pending, response["Records"], strict=True)
+                    if "ErrorCode" in out
+                ]
+                refused += len(pending)
+                if pending:
+                    assert time.monotonic() < deadline, "records still refused at the deadline"
+                    time.sleep(0.25)  # the shard's budget refills continuously
+            batch = []
+        if record is not None:
+            batch.append(record)
+    return refused
+
+
 def drain(stack: LocalStack, timeout: float = DRAIN_TIMEOUT_S) -> None:
     """Wait until the stream and the table's stream are consumed and every window has closed."""
     assert stack.cloud is not None

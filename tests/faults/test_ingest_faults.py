@@ -21,8 +21,8 @@ from tests.faults.support import (
     assert_standings_match,
     drain,
     messages_of,
-    outputs,
     plan,
+    put_raw,
     receive_all,
     running_stack,
     send,
@@ -52,15 +52,7 @@ def test_duplicates_and_replayed_batches_count_once(cloud: tuple[LocalStack, Fau
     rnd = random.Random(2)
     start = rnd.randrange(half // 2)
     replayed = messages[start : start + half // 5]  # a contiguous slice: a batch sent again
-    assert stack.cloud is not None
-    kinesis = stack.cloud.client("kinesis")
-    for offset in range(0, len(replayed), 500):
-        chunk = replayed[offset : offset + 500]
-        response = kinesis.put_records(
-            StreamName=outputs(stack)["StreamName"],
-            Records=[{"Data": orjson.dumps(m), "PartitionKey": str(m["raceId"])} for m in chunk],
-        )
-        assert response["FailedRecordCount"] == 0
+    put_raw(stack, [(orjson.dumps(m), str(m["raceId"])) for m in replayed])
     send(stack, with_duplicates(messages[half:], 0.10, seed=3))
     drain(stack)
     assert_standings_match(stack, specs, messages)
@@ -113,20 +105,7 @@ def test_poison_records_are_quarantined_and_never_stall_the_shard(
     records = [orjson.dumps(m) for m in messages]
     for item in poison:
         records.insert(rnd.randrange(len(records)), item)
-    kinesis = stack.cloud.client("kinesis")
-    batch: list[bytes] = []
-    for record in [*records, None]:
-        size = sum(len(r) for r in batch)
-        if record is None or len(batch) == 500 or size + len(record) > 4_000_000:
-            if batch:
-                response = kinesis.put_records(
-                    StreamName=outputs(stack)["StreamName"],
-                    Records=[{"Data": r, "PartitionKey": str(race_id)} for r in batch],
-                )
-                assert response["FailedRecordCount"] == 0
-            batch = []
-        if record is not None:
-            batch.append(record)
+    put_raw(stack, [(record, str(race_id)) for record in records])
     drain(stack)
     assert_standings_match(stack, specs, messages)
 
