@@ -63,10 +63,17 @@ def outputs(stack: LocalStack) -> dict[str, str]:
     return stack.stacks["alleycat"].outputs
 
 
-def plan(racers: int, duration: int, *, seed: int, classes: Sequence[int] = (1,)) -> list[RaceSpec]:
+def plan(
+    racers: int, duration: int, *, seed: int, classes: Sequence[int] = (1,), race_id_base: int | None = None
+) -> list[RaceSpec]:
     """Races that start now, with raceIds no other test of the run shares (seed and time)."""
     return plan_races(
-        list(classes), racers, duration=duration, seed=seed, start_epoch_ms=int(time.time() * 1000)
+        list(classes),
+        racers,
+        duration=duration,
+        seed=seed,
+        start_epoch_ms=int(time.time() * 1000),
+        race_id_base=race_id_base,
     )
 
 
