@@ -30,6 +30,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     grace = timedelta(seconds=race_closer_settings().grace_seconds)
     closed = close_stale_races(store(), datetime.now(UTC), grace)
     metrics.add_metric(name="RacesClosed", unit=MetricUnit.Count, value=len(closed))
+    # Sampled once a minute by the schedule: how many races are running right now.
+    metrics.add_metric(name="RacesLive", unit=MetricUnit.Count, value=sum(1 for _ in store().live_races()))
     if closed:
         logger.info("closed idle races", extra={"raceIds": closed})
     return {"closed": closed}
