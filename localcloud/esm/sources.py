@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,17 @@ def make_client(service: str, endpoint_url: str, region: str) -> Any:
 def _is_not_found(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
     return code in ("ResourceNotFoundException", "StreamNotFoundException")
+
+
+@contextmanager
+def _gone_if_not_found() -> Iterator[None]:
+    """Turn the service's not-found errors into :class:`SourceGoneError` (the source was deleted)."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_not_found(exc):
+            raise SourceGoneError(str(exc)) from exc
+        raise
 
 
 class StreamSource(ABC):
@@ -189,21 +201,13 @@ class KinesisSource(StreamSource):
             kwargs["StartingSequenceNumber"] = position.sequence
         if position.timestamp is not None:
             kwargs["Timestamp"] = position.timestamp
-        try:
+        with _gone_if_not_found():
             return str(self._client.get_shard_iterator(**kwargs)["ShardIterator"])
-        except Exception as exc:
-            if _is_not_found(exc):
-                raise SourceGoneError(str(exc)) from exc
-            raise
 
     def read(self, iterator: str, limit: int, shard_id: str, role_arn: str) -> ReadResult:
         """GetRecords."""
-        try:
+        with _gone_if_not_found():
             answer = self._client.get_records(ShardIterator=iterator, Limit=min(limit, self.max_read))
-        except Exception as exc:
-            if _is_not_found(exc):
-                raise SourceGoneError(str(exc)) from exc
-            raise
         arn = self.config.event_source_arn
         records = [kinesis_record(r, shard_id, arn, self.region, role_arn) for r in answer.get("Records", [])]
         return ReadResult(records, answer.get("NextShardIterator"), answer.get("MillisBehindLatest"))
@@ -252,21 +256,13 @@ class DynamoDBStreamSource(StreamSource):
         }
         if position.sequence is not None:
             kwargs["SequenceNumber"] = position.sequence
-        try:
+        with _gone_if_not_found():
             return str(self._client.get_shard_iterator(**kwargs)["ShardIterator"])
-        except Exception as exc:
-            if _is_not_found(exc):
-                raise SourceGoneError(str(exc)) from exc
-            raise
 
     def read(self, iterator: str, limit: int, shard_id: str, role_arn: str) -> ReadResult:
         """GetRecords."""
-        try:
+        with _gone_if_not_found():
             answer = self._client.get_records(ShardIterator=iterator, Limit=min(limit, self.max_read))
-        except Exception as exc:
-            if _is_not_found(exc):
-                raise SourceGoneError(str(exc)) from exc
-            raise
         arn = self.config.event_source_arn
         records = [dynamodb_record(r, shard_id, arn, self.region) for r in answer.get("Records", [])]
         return ReadResult(records, answer.get("NextShardIterator"), None)
