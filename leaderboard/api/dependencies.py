@@ -41,5 +41,5 @@ def get_service() -> LeaderboardService:
     return LeaderboardService(
         reads=DynamoLeaderboardQueries(client, settings.table_name),
         cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
-        rankings=RankingCache(settings.ranking_cache_races),
+        rankings=RankingCache(settings.ranking_cache_races, settings.ranking_revalidate_ms / 1000),
     )

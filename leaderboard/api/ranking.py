@@ -9,9 +9,10 @@ summary the ranking was built with travels with it: its fields change only with 
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from leaderboard.domain.race import RaceSummary
@@ -63,16 +64,37 @@ class RaceRanking:
 class RankingCache:
     """A bounded LRU of rankings, one per race, each valid for one race version."""
 
-    def __init__(self, max_races: int) -> None:
-        """Keep at most ``max_races`` rankings."""
+    def __init__(
+        self, max_races: int, revalidate_after_s: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Keep at most ``max_races`` rankings.
+
+        A ranking whose version was confirmed less than ``revalidate_after_s`` ago is served without
+        reading the race's version again (:meth:`recent`): standings change once per window, so a
+        second of staleness costs nothing and saves a read per request under load.
+        """
         if max_races < 1:
             raise ValueError("max_races must be at least 1")
         self._max = max_races
+        self._revalidate_after_s = revalidate_after_s
+        self._clock = clock
+        self._confirmed: dict[int, float] = {}
         self._rankings: OrderedDict[int, RaceRanking] = OrderedDict()
         # Cheap insurance for runtimes that call one handler from several threads.
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def recent(self, race_id: int) -> RaceRanking | None:
+        """The cached ranking if its version was confirmed within the revalidation window."""
+        with self._lock:
+            cached = self._rankings.get(race_id)
+            confirmed = self._confirmed.get(race_id)
+            if cached is None or confirmed is None or self._clock() - confirmed >= self._revalidate_after_s:
+                return None
+            self._rankings.move_to_end(race_id)
+            self.hits += 1
+            return cached
 
     def get(self, race_id: int, version: int) -> RaceRanking | None:
         """The cached ranking of ``race_id`` if it is at ``version``; None (a miss) otherwise."""
@@ -82,6 +104,7 @@ class RankingCache:
                 self.misses += 1
                 return None
             self._rankings.move_to_end(race_id)
+            self._confirmed[race_id] = self._clock()
             self.hits += 1
             return cached
 
@@ -93,9 +116,11 @@ class RankingCache:
             if current is not None and current.race.version > ranking.race.version:
                 return
             self._rankings[race_id] = ranking
+            self._confirmed[race_id] = self._clock()
             self._rankings.move_to_end(race_id)
             while len(self._rankings) > self._max:
-                self._rankings.popitem(last=False)
+                evicted, _ = self._rankings.popitem(last=False)
+                self._confirmed.pop(evicted, None)
 
     def __len__(self) -> int:
         """Rankings held."""

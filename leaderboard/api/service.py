@@ -170,6 +170,9 @@ class LeaderboardService:
 
     def _ranking(self, race_id: int) -> RaceRanking:
         """The race's current ranking: one small read when warm, a full load and rank otherwise."""
+        recent = self._rankings.recent(race_id)
+        if recent is not None:
+            return recent
         version = self._reads.race_version(race_id)
         if version is None:
             raise RaceNotFoundError(race_id)

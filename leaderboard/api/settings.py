@@ -24,6 +24,8 @@ class ApiSettings(BaseModel):
     cors_allow_origin: str = Field(default="*", alias="CORS_ALLOW_ORIGIN", min_length=1)
     # Ranked races kept warm; a 10,000-racer ranking is a few MB.
     ranking_cache_races: int = Field(default=8, alias="RANKING_CACHE_RACES", ge=1, le=256)
+    # How long a cached ranking is served before its race version is read again (0: every request).
+    ranking_revalidate_ms: int = Field(default=1000, alias="RANKING_REVALIDATE_MS", ge=0, le=60_000)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ApiSettings:

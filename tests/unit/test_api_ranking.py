@@ -115,3 +115,21 @@ def test_cache_is_bounded_and_evicts_the_least_recently_used() -> None:
     assert cache.get(2, 1) is None
     assert cache.get(1, 1) is not None
     assert cache.get(3, 1) is not None
+
+
+def test_recent_ranking_is_served_only_within_the_revalidation_window() -> None:
+    now = [100.0]
+    cache = RankingCache(4, revalidate_after_s=1.0, clock=lambda: now[0])
+    race = RaceSummary(
+        race_id=1, class_id=1, racers=1, finished_racers=0, updated_at=datetime.now(UTC), version=3
+    )
+    assert cache.recent(1) is None  # nothing cached yet
+    ranking = RaceRanking.build(race, [RacerScore(racer_id=1, name="Ada", total=10)])
+    cache.put(ranking)
+    now[0] += 0.5
+    assert cache.recent(1) is ranking  # confirmed half a second ago
+    now[0] += 0.6
+    assert cache.recent(1) is None  # stale: the caller must read the version again
+    assert cache.get(1, 3) is ranking  # the version read confirms it ...
+    assert cache.recent(1) is ranking  # ... for another window
+    assert RankingCache(4).recent(1) is None  # window 0: always revalidate

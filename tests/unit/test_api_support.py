@@ -228,6 +228,9 @@ def running_api(monkeypatch: pytest.MonkeyPatch, client: Any, **env: str) -> Ite
         "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_SERVICE_NAME": "alleycat-api",
         "POWERTOOLS_METRICS_NAMESPACE": "Alleycat",
+        # Every request re-reads the race version, so tests see each change at once; the
+        # revalidation window has its own tests.
+        "RANKING_REVALIDATE_MS": "0",
         **env,
     }
     for key, value in settings.items():
