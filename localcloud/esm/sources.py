@@ -172,7 +172,7 @@ class KinesisSource(StreamSource):
         """ListShards, paginated."""
         shards: list[ShardInfo] = []
         kwargs: dict[str, Any] = {"StreamName": self.config.stream_name}
-        try:
+        with _gone_if_not_found():
             while True:
                 page = self._client.list_shards(**kwargs)
                 for shard in page.get("Shards", []):
@@ -185,10 +185,6 @@ class KinesisSource(StreamSource):
                 if not token:
                     return shards
                 kwargs = {"NextToken": token}
-        except Exception as exc:
-            if _is_not_found(exc):
-                raise SourceGoneError(str(exc)) from exc
-            raise
 
     def open_iterator(self, shard_id: str, position: Position) -> str:
         """GetShardIterator."""
@@ -226,7 +222,7 @@ class DynamoDBStreamSource(StreamSource):
         """DescribeStream, paginated."""
         shards: list[ShardInfo] = []
         kwargs: dict[str, Any] = {"StreamArn": self.config.event_source_arn}
-        try:
+        with _gone_if_not_found():
             while True:
                 description = self._client.describe_stream(**kwargs)["StreamDescription"]
                 if description.get("StreamStatus") == "DISABLED" and not description.get("Shards"):
@@ -239,12 +235,6 @@ class DynamoDBStreamSource(StreamSource):
                 if not last:
                     return shards
                 kwargs["ExclusiveStartShardId"] = last
-        except SourceGoneError:
-            raise
-        except Exception as exc:
-            if _is_not_found(exc):
-                raise SourceGoneError(str(exc)) from exc
-            raise
 
     def open_iterator(self, shard_id: str, position: Position) -> str:
         """GetShardIterator (no AT_TIMESTAMP on DynamoDB Streams: TRIM_HORIZON is used instead)."""
