@@ -103,7 +103,8 @@ def time_range(start: str | None, end: str | None, now: datetime | None = None) 
     return begin, finish
 
 
-def _expand(rows: list[Any]) -> list[tuple[list[Any], dict[str, Any]]]:
+def expand_metric_rows(rows: list[Any]) -> list[tuple[list[Any], dict[str, Any]]]:
+    """A widget's metric rows as (namespace, name, dim, value, ...) plus options; "." and "..." expanded."""
     expanded: list[tuple[list[Any], dict[str, Any]]] = []
     previous: list[Any] = []
     for row in rows:
@@ -132,7 +133,7 @@ def widget_queries(properties: dict[str, Any], period_override: int | None = Non
     widget_period = int(period_override or properties.get("period") or DEFAULT_PERIOD)
     widget_stat = str(properties.get("stat") or DEFAULT_STAT)
     queries = WidgetQueries(period=widget_period)
-    for index, (fields, options) in enumerate(_expand(properties.get("metrics", []))):
+    for index, (fields, options) in enumerate(expand_metric_rows(properties.get("metrics", []))):
         query_id = str(options.get("id") or f"m{index + 1}")
         if "expression" in options:
             queries.series.append(

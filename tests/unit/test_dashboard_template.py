@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from localcloud.dashboard.body import expand_metric_rows
 from tests.support.tables import TEMPLATE, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,29 +133,6 @@ def resolve_body(template: dict[str, Any], logical_id: str = "Dashboard") -> tup
     return json.loads(text), problems
 
 
-def expand_metrics(rows: list[list[Any]]) -> list[tuple[list[Any], dict[str, Any]]]:
-    """Metric rows as (namespace, name, dim, value, ...) plus rendering options; "." and "..." expanded."""
-    expanded: list[tuple[list[Any], dict[str, Any]]] = []
-    previous: list[Any] = []
-    for row in rows:
-        has_options = bool(row) and isinstance(row[-1], dict)
-        options: dict[str, Any] = row[-1] if has_options else {}
-        fields = list(row[:-1] if has_options else row)
-        if fields and fields[0] == "...":
-            # ["...", "v"]: the row above with its last values replaced (as the console writes it)
-            tail = fields[1:]
-            fields = previous[: len(previous) - len(tail)] + tail
-        elif fields and fields[-1] == "...":
-            fields = fields[:-1] + previous[len(fields) - 1 :]
-        fields = [
-            previous[i] if value == "." and i < len(previous) else value for i, value in enumerate(fields)
-        ]
-        if fields:
-            previous = fields
-        expanded.append((fields, options))
-    return expanded
-
-
 def _check_dimension(name: str, value: Any, template: dict[str, Any], service: str, where: str) -> list[str]:
     resources = template["Resources"]
     if name == "service":
@@ -194,8 +172,8 @@ def dashboard_problems(template: dict[str, Any], logical_id: str = "Dashboard") 
             continue
         properties = widget["properties"]
         where = f"widget {index} ({properties.get('title', '?')})"
-        ids = {options["id"] for _, options in expand_metrics(properties["metrics"]) if "id" in options}
-        for fields, options in expand_metrics(properties["metrics"]):
+        ids = {options["id"] for _, options in expand_metric_rows(properties["metrics"]) if "id" in options}
+        for fields, options in expand_metric_rows(properties["metrics"]):
             if "expression" in options:
                 used = set(re.findall(r"\b([a-z][A-Za-z0-9_]*)\b", options["expression"])) - {"e"}
                 missing = {u for u in used if u not in ids and not u.isupper()}
@@ -229,7 +207,7 @@ def test_dashboard_covers_the_stack() -> None:
         (fields[0], fields[1], fields[3] if len(fields) > 3 else None)
         for widget in body["widgets"]
         if widget["type"] == "metric"
-        for fields, options in expand_metrics(widget["properties"]["metrics"])
+        for fields, options in expand_metric_rows(widget["properties"]["metrics"])
         if "expression" not in options
     }
     functions = ["AggregatorFunction", "PublisherFunction", "RaceCloserFunction", "ApiFunction"]
@@ -266,7 +244,7 @@ def test_annotations_are_the_shard_limits_and_the_function_timeouts() -> None:
         for annotation in properties.get("annotations", {}).get("horizontal", []):
             assert isinstance(annotation["value"], int | float), annotation
         if widget["type"] == "metric" and properties["title"].endswith("duration"):
-            (fields, _), *_ = expand_metrics(properties["metrics"])
+            (fields, _), *_ = expand_metric_rows(properties["metrics"])
             logical = _MARKER.match(fields[3]).group(1)  # type: ignore[union-attr]
             (annotation,) = properties["annotations"]["horizontal"]
             assert annotation["value"] == _timeout(template, logical) * 1000, logical
