@@ -1,22 +1,50 @@
-# One way to run things. Every target creates or reuses .venv, so a fresh clone needs only Python 3.11+.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One way to run things. A fresh clone needs only Python 3.11+: `make setup` installs uv (pinned) into
+# .tools/, and uv installs exactly what uv.lock pins into .venv (alleycat, and localcloud from
+# localcloud/ as a workspace member). Every target below runs `setup` first.
+PYTHON     ?= python3
+UV_VERSION := 0.13.8
+TOOLS      := .tools
+UV         := $(TOOLS)/bin/uv
+VENV       := .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.installed
+# localcloud's own environment: only localcloud and its test dependencies, to prove it stands alone.
+LC_VENV    := localcloud/.venv
+LC_STAMP   := $(LC_VENV)/.installed
+# uv never downloads a Python of its own (the machine's 3.11+ is used) and never asks before installs.
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
 
-.PHONY: setup test lint fmt clean up race bench
+.PHONY: setup lock test test-alleycat test-localcloud lint fmt clean up race bench build
 
 setup: $(STAMP)
 
-# Re-installs only when pyproject.toml changes, so `make setup` is idempotent and fast the second time.
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# Installs exactly the lock; fails (and says so) when pyproject.toml and uv.lock disagree: run `make lock`.
+$(STAMP): pyproject.toml localcloud/pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --quiet --python $(PYTHON)
 	@touch $@
 
-test: setup
+$(LC_STAMP): localcloud/pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(LC_VENV) $(UV) sync --locked --quiet --python $(PYTHON) \
+		--package localcloud --extra test --no-default-groups
+	@touch $@
+
+# Re-resolves uv.lock after a change to either pyproject.toml (or to pick up new releases within bounds).
+lock: $(UV)
+	$(UV) lock --upgrade
+
+# The whole suite: localcloud's in its own environment (nothing of alleycat installed), then alleycat's.
+test: test-localcloud test-alleycat
+
+test-localcloud: $(LC_STAMP)
+	cd localcloud && .venv/bin/pytest -n 2 --dist loadgroup
+
+test-alleycat: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 # The local stack in the foreground: localcloud + template.yaml, API, MQTT, status page.
@@ -36,7 +64,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy leaderboard consumers producers simulator localcloud alleycat
+	$(BIN)/mypy leaderboard consumers producers simulator alleycat localcloud/src/localcloud
 	$(BIN)/cfn-lint template.yaml
 
 fmt: setup
@@ -44,4 +72,4 @@ fmt: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .alleycat .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(LC_VENV) $(TOOLS) .alleycat .pytest_cache .mypy_cache .ruff_cache .aws-sam

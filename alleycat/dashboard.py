@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from localcloud.dashboard import DashboardServer, MetricSource, cloudwatch_clients
+from localcloud.dashboard.server import Route
 
 from alleycat.target import StackTarget, TargetError
 from alleycat.view import PipelineFigures
-from localcloud.dashboard import DashboardServer, MetricSource, cloudwatch_clients
-from localcloud.dashboard.server import Route
 
 if TYPE_CHECKING:
     from alleycat.stack import LocalStack

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alleycat.dashboard import local_dashboard_server
-from alleycat.status import StatusServer
-from localcloud import LocalCloud
 from localcloud.dashboard import DashboardServer
 from localcloud.deploy import DeployResult
 from localcloud.esm import EngineSettings
 from localcloud.templates import load_template
+
+from alleycat.dashboard import local_dashboard_server
+from alleycat.status import StatusServer
+from localcloud import LocalCloud
 
 DEFAULT_HOME = Path(".alleycat")
 DEFAULT_TEMPLATE = Path("template.yaml")

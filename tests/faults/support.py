@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from localcloud.faults import FaultInjector
 
 from alleycat.stack import LocalStack
-from localcloud.faults import FaultInjector
 from producers import KinesisProducer
 from simulator import RaceSpec, all_race_messages, plan_races
 from tests.support.oracle import expected_standings

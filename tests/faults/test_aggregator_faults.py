@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from localcloud.faults import ErrorResponse, FaultInjector, Latency, UnprocessedKeys, kill_processes
 
 from alleycat.stack import LocalStack
-from localcloud.faults import ErrorResponse, FaultInjector, Latency, UnprocessedKeys, kill_processes
 from tests.faults.support import (
     AGGREGATOR,
     assert_standings_match,

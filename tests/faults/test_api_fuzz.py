@@ -16,10 +16,10 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from localcloud.faults import FaultInjector
 from schemathesis.core.result import Ok
 
 from alleycat.stack import LocalStack
-from localcloud.faults import FaultInjector
 from tests.faults.support import drain, messages_of, outputs, plan, running_stack, send
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("faults-api-fuzz")]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from localcloud.faults import FaultInjector, PutRecordsEntryFailures
 
 from alleycat.stack import LocalStack
-from localcloud.faults import FaultInjector, PutRecordsEntryFailures
 from producers import RetryPolicy
 from tests.faults.support import (
     assert_standings_match,

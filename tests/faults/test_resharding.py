@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localcloud.faults import FaultInjector
 
 from alleycat.stack import LocalStack
-from localcloud.faults import FaultInjector
 from tests.faults.support import (
     assert_standings_match,
     drain,

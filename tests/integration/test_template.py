@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localcloud.deploy import translate
 
 from localcloud import LocalCloud
-from localcloud.deploy import translate
 from tests.support.tables import TEMPLATE, load_template
 
 pytestmark = pytest.mark.integration

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from rich.console import Console
-
-from alleycat.view import PipelineFigures, race_screen
 from localcloud.dashboard import DashboardServer, MetricSource
 from localcloud.dashboard.body import BodyError, time_range, widget_queries
 from localcloud.dashboard.metric_math import UnsupportedExpressionError, evaluate, referenced_ids
+from rich.console import Console
+
+from alleycat.view import PipelineFigures, race_screen
 from simulator import RunnerStats, plan_races
 
 NOW = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)

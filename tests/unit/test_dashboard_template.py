@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from localcloud.dashboard.body import expand_metric_rows
+
 from tests.support.tables import TEMPLATE, load_template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from localcloud.triggers.schedule import ScheduleRunner, parse_schedule, scheduled_event
 
 T0 = datetime(2026, 11, 21, 16, 34, 27, tzinfo=UTC)  # a Saturday

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
-
 from localcloud.aws import make_client
 from localcloud.deploy import DeployResult, SkippedResource
 from localcloud.invocation import FunctionNotFoundError, InvocationResult
 from localcloud.iot import HANDLED_BY, LocalIot, RuleStats
 from localcloud.iot.client import MqttClient
+from moto.server import ThreadedMotoServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 

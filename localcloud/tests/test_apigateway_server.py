@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from localcloud.apigateway import ApiGatewayServer, ApiKind
+from test_apigateway_gateway import BASIC, InProcessInvoker, offline_deploy
 
 from localcloud import LocalCloud
-from localcloud.apigateway import ApiGatewayServer, ApiKind
-from tests.localcloud.test_apigateway_gateway import BASIC, InProcessInvoker, offline_deploy
 
 E2E = Path(__file__).parent / "templates" / "apigateway_e2e" / "template.yaml"
 

@@ -13,7 +13,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
 from localcloud.iot import BrokerStartError, LocalIot
 from localcloud.iot.client import MqttClient, MqttClientError
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from localcloud.server import aws_service_of
 
 from localcloud import LocalCloud
-from localcloud.server import aws_service_of
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from localcloud.esm import EventPattern, PatternError, RecordFilter
 
 from .esm_support import (

@@ -22,7 +22,6 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventModel,
     APIGatewayProxyEventV2Model,
 )
-
 from localcloud.apigateway import ApiGateway, ApiKind, GatewayRequest, GatewayResponse, discover_apis
 from localcloud.apigateway.model import Route
 from localcloud.apigateway.routing import RouteTable

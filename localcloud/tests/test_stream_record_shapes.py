@@ -8,10 +8,9 @@ from datetime import UTC, datetime
 
 import boto3
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
-from moto import mock_aws
-
 from localcloud.esm import moto_compat
 from localcloud.esm.records import dynamodb_record
+from moto import mock_aws
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-21T00:00:00.000"
 

@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
-from localcloud import LocalCloud
 from localcloud.aws import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
 from localcloud.faults import (
     ErrorResponse,
@@ -25,6 +23,8 @@ from localcloud.faults import (
     UnprocessedKeys,
     aws_operation_of,
 )
+
+from localcloud import LocalCloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("localcloud-faults-injector")]
 

@@ -8,7 +8,6 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-
 from localcloud.esm.worker import substream_of
 
 from .esm_support import (

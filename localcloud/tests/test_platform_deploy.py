@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from localcloud import DeployError, LocalCloud
 from localcloud.deploy import strip_unsupported, translate, unsupported_resource_types
 from localcloud.templates import parse_template
+
+from localcloud import DeployError, LocalCloud
 
 TEMPLATE_DIR = Path(__file__).parent / "templates" / "platform_basic"
 

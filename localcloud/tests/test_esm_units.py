@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from localcloud.esm.checkpoint import CheckpointStore, ShardCheckpoint
 from localcloud.esm.config import MappingConfig, SourceKind, source_kind
 from localcloud.esm.destination import failure_record

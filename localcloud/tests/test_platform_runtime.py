@@ -14,9 +14,9 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from localcloud.invocation import FunctionNotFoundError
 
 from localcloud import LocalCloud, TooManyRequestsError
-from localcloud.invocation import FunctionNotFoundError
 
 TEMPLATE = Path(__file__).parent / "templates" / "platform_runtime" / "template.yaml"
 

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-
 from localcloud.iot import ActionServices, EvalContext, IotMessage, RuleEngine, TopicRule, build_action
 from localcloud.iot.actions import ActionConfigError
 from localcloud.iot.sql import SelectResult

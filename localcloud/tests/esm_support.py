@@ -21,10 +21,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-
 from localcloud.esm import EngineSettings, MappingEngine, moto_compat
 from localcloud.invocation import FunctionNotFoundError, InvocationResult, TooManyRequestsError
+from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

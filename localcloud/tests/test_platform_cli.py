@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from localcloud.cli import build_parser, main
 
 TEMPLATE = Path(__file__).parent / "templates" / "platform_basic" / "template.yaml"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-
-from localcloud import LocalCloud
 from localcloud.iot import HANDLED_BY, LocalIot
 from localcloud.iot.client import MqttClient
+
+from localcloud import LocalCloud
 
 TEMPLATE = Path(__file__).parent / "templates" / "iot_basic" / "template.yaml"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from localcloud.metrics.aggregate import MetricAggregator, MetricId
 from localcloud.metrics.dynamodb import attribute_size, item_size, read_units, write_units
 from localcloud.metrics.emf import parse_emf

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import KinesisDataStreamModel
-
 from localcloud.esm import EngineSettings, MappingEngine
 
 from .esm_support import (

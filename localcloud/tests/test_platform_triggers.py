@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-
-from localcloud import LocalCloud
 from localcloud.invocation import InvocationResult
 from localcloud.triggers.sqs import failed_message_ids
+
+from localcloud import LocalCloud
 
 TEMPLATE = Path(__file__).parent / "templates" / "platform_triggers" / "template.yaml"
 

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-
 from localcloud.esm import EngineSettings
 
 from .esm_support import (
