@@ -34,6 +34,12 @@ def test_rate_period_scales_for_tests():
         ("cron(0 0 1 JAN ? *)", datetime(2027, 1, 1, 0, 0, tzinfo=UTC)),
         ("cron(10,40 16 21 11 ? 2026)", datetime(2026, 11, 21, 16, 40, tzinfo=UTC)),
         ("cron(* * * * ? *)", datetime(2026, 11, 21, 16, 35, tzinfo=UTC)),
+        # The last day of the month, the weekday nearest the 15th, the third Friday, the last Friday.
+        ("cron(0 10 L * ? *)", datetime(2026, 11, 30, 10, 0, tzinfo=UTC)),
+        ("cron(0 10 15W * ? *)", datetime(2026, 12, 15, 10, 0, tzinfo=UTC)),
+        ("cron(0 10 ? * 6#3 *)", datetime(2026, 12, 18, 10, 0, tzinfo=UTC)),
+        ("cron(0 10 ? * 6L *)", datetime(2026, 11, 27, 10, 0, tzinfo=UTC)),
+        ("cron(0 10 ? * 1,7 *)", datetime(2026, 11, 22, 10, 0, tzinfo=UTC)),
     ],
 )
 def test_cron_next_firing(expression, expected):
@@ -47,7 +53,9 @@ def test_cron_next_firing(expression, expected):
         "rate(1 fortnight)",
         "cron(0 18 * * *)",
         "cron(0 25 * * ? *)",
-        "cron(0 10 L * ? *)",
+        "cron(0 10 * * 1 *)",  # both day fields set: EventBridge wants one of them to be ?
+        "cron(0 10 ? * ? *)",
+        "cron(0 10 ? * 8 *)",
         "every day",
     ],
 )
@@ -108,3 +116,8 @@ def test_runner_fires_due_rules_on_an_injected_clock(monkeypatch):
 
     assert [c[0] for c in recorder.calls] == ["arn:aws:lambda:us-east-1:123456789012:function:f"] * 2
     assert recorder.calls[0][1] == {"a": 1}
+
+
+def test_a_cron_whose_years_are_past_never_fires_again():
+    with pytest.raises(ValueError, match="never fires"):
+        parse_schedule("cron(0 10 * * ? 2020)").next_after(T0)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from croniter import CroniterError, croniter
 from moto.events.models import events_backends
 
 from localcloud.aws import ACCOUNT_ID
@@ -29,15 +30,8 @@ LOG = logging.getLogger(__name__)
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-_MONTHS = {
-    name: i + 1
-    for i, name in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-    )
-}
-# EventBridge numbers weekdays 1-7 from Sunday.
-_WEEKDAYS = {name: i + 1 for i, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
-_MAX_SEARCH_DAYS = 366 * 5
+_LAST_WEEKDAY = re.compile(r"^([1-7])L$")
+_NUMBER = re.compile(r"\d+")
 
 
 class ScheduleExpression(Protocol):
@@ -59,92 +53,67 @@ class RateSchedule:
         return moment + timedelta(seconds=self.period_s * time_scale)
 
 
-def _parse_field(
-    text: str, low: int, high: int, names: dict[str, int] | None = None
-) -> frozenset[int] | None:
-    """One cron field → the allowed values, or None for ``*`` / ``?`` (anything)."""
-    if text in ("*", "?"):
-        return None
-    values: set[int] = set()
-    for part in text.split(","):
-        if any(token in part for token in ("L", "W", "#")) and not (names and part.upper() in names):
-            raise ValueError(f"cron field {text!r}: L, W and # are not supported locally")
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
+def _weekday_token(token: str) -> str:
+    """One day-of-week list item from EventBridge's numbering (SUN=1..SAT=7) to croniter's (SUN=0)."""
+    last = _LAST_WEEKDAY.match(token)
+    if last:  # EventBridge's "6L" (the last Friday) is croniter's "L5"
+        return f"L{int(last.group(1)) - 1}"
+    base, hash_sign, nth = token.partition("#")
+    base, slash, step = base.partition("/")
 
-        def value(token: str) -> int:
-            token = token.upper()
-            if names and token in names:
-                return names[token]
-            return int(token)
+    def shift(match: re.Match[str]) -> str:
+        day = int(match.group(0))
+        if not 1 <= day <= 7:
+            raise ValueError(f"day-of-week {day} is out of range 1-7")
+        return str(day - 1)
 
-        if base == "*":
-            start, end = low, high
-        elif "-" in base:
-            first, last = base.split("-", 1)
-            start, end = value(first), value(last)
-        else:
-            start = value(base)
-            end = high if step_text else start
-        if not (low <= start <= high and low <= end <= high):
-            raise ValueError(f"cron field {text!r} is out of range {low}-{high}")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
+    return _NUMBER.sub(shift, base) + slash + step + hash_sign + nth
+
+
+def _croniter_expression(body: str) -> str:
+    """EventBridge's six fields as croniter's seven (minute hour dom month dow second year)."""
+    fields = body.split()
+    if len(fields) != 6:
+        raise ValueError(f"cron({body}) needs 6 fields: minutes hours day-of-month month day-of-week year")
+    minutes, hours, day_of_month, month, day_of_week, year = fields
+    # EventBridge insists that exactly one of the two day fields is "?" (it has no "either" rule).
+    if (day_of_month == "?") == (day_of_week == "?"):
+        raise ValueError(f"cron({body}): exactly one of day-of-month and day-of-week must be '?'")
+    if day_of_week == "?":
+        day_of_week = "*"
+    else:
+        day_of_week = ",".join(_weekday_token(token) for token in day_of_week.upper().split(","))
+    day_of_month = "*" if day_of_month == "?" else day_of_month
+    return f"{minutes} {hours} {day_of_month} {month} {day_of_week} 0 {year}"
 
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """``cron(minutes hours day-of-month month day-of-week year)``, in UTC."""
+    """``cron(minutes hours day-of-month month day-of-week year)``, in UTC, evaluated by croniter.
 
-    minutes: frozenset[int] | None
-    hours: frozenset[int] | None
-    days_of_month: frozenset[int] | None
-    months: frozenset[int] | None
-    days_of_week: frozenset[int] | None
-    years: frozenset[int] | None
+    croniter understands the same field syntax (lists, ranges, steps, month and weekday names, ``L``,
+    ``W`` and ``#``); only the weekday numbering and the ``?`` placeholder are EventBridge's own.
+    """
+
+    expression: str
 
     @classmethod
     def parse(cls, body: str) -> CronSchedule:
-        """Parse the six space-separated fields."""
-        fields = body.split()
-        if len(fields) != 6:
-            raise ValueError(
-                f"cron({body}) needs 6 fields: minutes hours day-of-month month day-of-week year"
-            )
-        return cls(
-            minutes=_parse_field(fields[0], 0, 59),
-            hours=_parse_field(fields[1], 0, 23),
-            days_of_month=_parse_field(fields[2], 1, 31),
-            months=_parse_field(fields[3], 1, 12, _MONTHS),
-            days_of_week=_parse_field(fields[4], 1, 7, _WEEKDAYS),
-            years=_parse_field(fields[5], 1970, 2199),
-        )
-
-    def _day_matches(self, day: datetime) -> bool:
-        weekday = (day.weekday() + 1) % 7 + 1
-        return (
-            (self.years is None or day.year in self.years)
-            and (self.months is None or day.month in self.months)
-            and (self.days_of_month is None or day.day in self.days_of_month)
-            and (self.days_of_week is None or weekday in self.days_of_week)
-        )
+        """Parse and validate the six space-separated fields."""
+        expression = _croniter_expression(body)
+        try:
+            croniter(expression, datetime(2000, 1, 1, tzinfo=UTC))
+        except (CroniterError, ValueError) as exc:
+            raise ValueError(f"cron({body}): {exc}") from exc
+        return cls(expression)
 
     def next_after(self, moment: datetime, time_scale: float = 1.0) -> datetime:
         """The first matching minute strictly after ``moment``."""
-        moment = moment.astimezone(UTC)
-        start = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        hours = sorted(self.hours) if self.hours is not None else range(24)
-        minutes = sorted(self.minutes) if self.minutes is not None else range(60)
-        day = start.replace(hour=0, minute=0)
-        for _ in range(_MAX_SEARCH_DAYS):
-            if self._day_matches(day):
-                for hour in hours:
-                    for minute in minutes:
-                        candidate = day.replace(hour=hour, minute=minute)
-                        if candidate >= start:
-                            return candidate
-            day += timedelta(days=1)
-        raise ValueError("the cron expression never fires within five years")
+        try:
+            following: datetime = croniter(self.expression, moment.astimezone(UTC)).get_next(datetime)
+        except CroniterError as exc:  # e.g. a year list entirely in the past
+            raise ValueError(f"the cron expression never fires again: {exc}") from exc
+        return following.astimezone(UTC)
 
 
 def parse_schedule(expression: str) -> ScheduleExpression:
