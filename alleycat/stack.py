@@ -22,7 +22,7 @@ from localcloud.templates import load_template
 
 from alleycat.dashboard import local_dashboard_server
 from alleycat.status import StatusServer
-from localcloud import LocalCloud
+from localcloud import IncompatibleStateError, LocalCloud
 
 DEFAULT_HOME = Path(".alleycat")
 DEFAULT_TEMPLATE = Path("template.yaml")
@@ -109,6 +109,9 @@ class LocalStack:
             self.status = StatusServer(self)
             self.dashboard = local_dashboard_server(self, self.status)
             self.dashboard.start()
+        except IncompatibleStateError as exc:
+            self.stop()
+            raise StackStartError(str(exc)) from exc
         except OSError as exc:
             self.stop()
             raise StackStartError(f"could not start the local stack: {exc} (is a port in use?)") from exc
