@@ -64,7 +64,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy leaderboard consumers producers simulator alleycat localcloud/src/localcloud
+	$(BIN)/mypy leaderboard consumers producers simulator alleycat streamformat localcloud/src/localcloud
 	$(BIN)/cfn-lint template.yaml
 
 fmt: setup

@@ -1,4 +1,5 @@
-"""Kinesis producer library: batching, concurrent sends, retries of failed entries, KPL aggregation.
+"""Kinesis producer library: batching, concurrent sends, retries of failed entries, KPL aggregation
+(the record formats themselves are :mod:`streamformat`).
 
 Typical use::
 
@@ -7,7 +8,6 @@ Typical use::
     failed = producer.last_result.failed
 """
 
-from producers.aggregation import deaggregate, encode_aggregated, is_aggregated
 from producers.batching import BatchBuilder, split_batches
 from producers.client import PutRecordsClient, build_kinesis_client
 from producers.errors import (
@@ -47,9 +47,6 @@ __all__ = [
     "RecordTooLargeError",
     "RetryPolicy",
     "build_kinesis_client",
-    "deaggregate",
-    "encode_aggregated",
-    "is_aggregated",
     "normalize_partition_key",
     "split_batches",
 ]

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Final
 
+from streamformat import MAX_RECORD_BYTES as _RECORD_LIMIT
+
 MAX_RECORDS_PER_REQUEST: Final = 500
 """Records per PutRecords call."""
 
 MAX_REQUEST_BYTES: Final = 5 * 1024 * 1024
 """Bytes per PutRecords call: every record's data plus its partition key."""
 
-MAX_RECORD_BYTES: Final = 1024 * 1024
-"""Bytes per record: data plus partition key (UTF-8)."""
+MAX_RECORD_BYTES: Final = _RECORD_LIMIT
+"""Bytes per record: data plus partition key (UTF-8). The record formats are bound by it too, so
+:mod:`streamformat` holds the one definition."""
 
 MAX_PARTITION_KEY_CHARS: Final = 256
 """Unicode characters in a partition key (at least one)."""

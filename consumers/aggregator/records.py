@@ -19,7 +19,7 @@ from leaderboard.domain.messages import (
     parse_reading_array,
     quick_columns,
 )
-from producers.aggregation import BATCH_MAGIC, MAGIC, batch_lines, is_aggregated, read_messages
+from streamformat import BATCH_MAGIC, MAGIC, batch_lines, is_aggregated, read_messages
 
 # Record data starting with either needs unpacking; anything else is one plain JSON message.
 _PACKED = (MAGIC, BATCH_MAGIC)

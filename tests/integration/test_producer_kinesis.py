@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from producers import KinesisProducer, RetryPolicy, deaggregate
+from producers import KinesisProducer, RetryPolicy
+from streamformat import deaggregate
 
 pytestmark = pytest.mark.integration
 

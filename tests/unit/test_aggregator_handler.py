@@ -17,7 +17,7 @@ from consumers.quarantine import SqsQuarantine
 from consumers.settings import aggregator_settings
 from leaderboard.adapters.dynamodb import DynamoRaceStore
 from leaderboard.domain import RaceDelta, RacerMessage, centi_to_output, rank_scores
-from producers.aggregation import encode_aggregated, encode_batch
+from streamformat import encode_aggregated, encode_batch
 from tests.support.events import kinesis_event, kinesis_record, window_event
 from tests.support.tables import create_races_table
 

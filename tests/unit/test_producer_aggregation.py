@@ -12,16 +12,19 @@ from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producers import KinesisProducer, deaggregate, encode_aggregated, is_aggregated
-from producers.aggregation import (
+from producers import KinesisProducer
+from producers.aggregation import PartitionAggregator
+from streamformat import (
     BATCH_MAGIC,
     BATCH_VERSION,
     MAGIC,
     MAX_BATCH_BYTES,
     CorruptBatchError,
-    PartitionAggregator,
+    deaggregate,
     decode_batch,
+    encode_aggregated,
     encode_batch,
+    is_aggregated,
     read_messages,
 )
 from tests.unit.test_producer import StubKinesis, make_producer
