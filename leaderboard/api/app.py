@@ -20,6 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from botocore.exceptions import ClientError
 
+from leaderboard.api.cursor import MAX_CURSOR_LENGTH
 from leaderboard.api.dependencies import get_service, get_settings
 from leaderboard.api.errors import InvalidCursorError, NotFoundError
 from leaderboard.api.models import (
@@ -30,7 +31,6 @@ from leaderboard.api.models import (
     RaceList,
     RacerNeighbourhood,
 )
-from leaderboard.domain.cursor import MAX_CURSOR_LENGTH
 from leaderboard.observability import logger
 
 API_TITLE = "Alleycat Leaderboard API"

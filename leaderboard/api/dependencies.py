@@ -13,10 +13,10 @@ import boto3
 from botocore.config import Config
 
 from leaderboard.adapters.queries import DynamoLeaderboardQueries
+from leaderboard.api.cursor import CursorCodec
 from leaderboard.api.ranking import RankingCache
 from leaderboard.api.service import LeaderboardService
 from leaderboard.api.settings import ApiSettings
-from leaderboard.domain.cursor import CursorCodec
 
 # An API answer is worth little after a few seconds: fail fast and let the client retry.
 _CLIENT_CONFIG = Config(

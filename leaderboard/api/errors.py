@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leaderboard.domain.cursor import InvalidCursorError
+from leaderboard.api.cursor import InvalidCursorError
 
 
 class NotFoundError(LookupError):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from leaderboard.domain.cursor import MIN_SECRET_BYTES
+from leaderboard.api.cursor import MIN_SECRET_BYTES
 
 
 class ConfigurationError(RuntimeError):

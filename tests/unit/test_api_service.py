@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leaderboard.api.cursor import CursorCodec
 from leaderboard.api.ranking import RankingCache
 from leaderboard.api.service import LeaderboardService
 from leaderboard.domain import FinalResult, RacerScore, RaceSummary, rank_scores
-from leaderboard.domain.cursor import CursorCodec
 
 T0 = datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
 

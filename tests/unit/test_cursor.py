@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leaderboard.domain.cursor import CursorCodec, InvalidCursorError
+from leaderboard.api.cursor import CursorCodec, InvalidCursorError
 
 SECRET = b"cursor-secret-for-tests-0123456789"
 codec = CursorCodec(SECRET)
