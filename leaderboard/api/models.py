@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +12,13 @@ Timestamp = Annotated[
     str,
     Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-21T16:35:37.123Z"]),
 ]
+
+
+def iso(ts: datetime) -> str:
+    """A :data:`Timestamp`: UTC ISO-8601 with milliseconds and a Z (``2026-11-21T16:35:37.123Z``)."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
 RaceStatus = Literal["live", "final"]
 NextCursor = Annotated[
     str | None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from leaderboard.adapters.items import iso
+from leaderboard.api.cursor import CursorCodec
 from leaderboard.api.errors import RaceNotFoundError, RacerNotFoundError
 from leaderboard.api.models import (
     ClassLeaderboard,
@@ -14,9 +14,9 @@ from leaderboard.api.models import (
     RaceListing,
     RacerNeighbourhood,
     RaceStanding,
+    iso,
 )
 from leaderboard.api.ranking import RaceRanking, RankingCache
-from leaderboard.domain.cursor import CursorCodec
 from leaderboard.domain.messages import centi_to_output
 from leaderboard.domain.race import FinalResult, RaceSummary
 from leaderboard.domain.ranking import Standing, order_key
