@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import pickle
 import socket
+import subprocess
+import sys
+from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
+from localcloud.persistence import MANIFEST_FILE, STATE_FILE, STATE_FORMAT, StateStore, state_fingerprint
 
-from localcloud import LocalCloud
+from localcloud import IncompatibleStateError, LocalCloud
 
 TEMPLATE = Path(__file__).parent / "templates" / "platform_basic" / "template.yaml"
 
@@ -107,3 +114,94 @@ def test_state_with_private_keys_survives_a_restart(tmp_path):
             KeyId=key_id, Message=b"race", Signature=signature, SigningAlgorithm="RSASSA_PKCS1_V1_5_SHA_256"
         )
         assert verified["SignatureValid"]
+
+
+def _saved_state(state_dir: Path) -> None:
+    with LocalCloud(state_dir=state_dir, metrics=False) as cloud:
+        cloud.client("sqs").create_queue(QueueName="kept")
+
+
+class _Tripwire:
+    """Unpickling this writes a file: proof that a refused state was never unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.write_text, (self.marker, "unpickled"))
+
+
+def test_the_state_folder_records_what_wrote_it(tmp_path):
+    _saved_state(tmp_path)
+
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+
+    assert manifest == state_fingerprint()
+    assert manifest["format"] == STATE_FORMAT
+    assert manifest["moto"] == version("moto")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"moto": "4.0.0"}, "moto 4.0.0"),
+        ({"format": STATE_FORMAT + 1}, f"state format {STATE_FORMAT + 1}"),
+        ({"python": "3.99"}, "Python 3.99"),
+    ],
+)
+def test_state_from_another_version_is_refused_unread(tmp_path, change, expected):
+    # Given a saved state whose manifest names another moto, format or Python, and a pickle that
+    # would leave a mark if it were ever unpickled
+    store = StateStore(tmp_path)
+    marker = tmp_path / "tripwire"
+    (tmp_path / STATE_FILE).write_bytes(pickle.dumps(_Tripwire(marker)))
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({**state_fingerprint(), **change}))
+
+    # When it is restored, it is refused with both versions named and a way out
+    with pytest.raises(IncompatibleStateError) as refused:
+        store.load()
+
+    message = str(refused.value)
+    assert expected in message and f"moto {version('moto')}" in message
+    assert "--no-state" in message and str(tmp_path) in message
+    assert not marker.exists()
+
+
+def test_state_saved_before_manifests_existed_is_refused_unread(tmp_path):
+    marker = tmp_path / "tripwire"
+    (tmp_path / STATE_FILE).write_bytes(pickle.dumps(_Tripwire(marker)))
+
+    with pytest.raises(IncompatibleStateError, match="older localcloud"):
+        StateStore(tmp_path).load()
+    assert not marker.exists()
+
+
+def test_a_damaged_state_file_is_refused_with_a_message_not_a_crash(tmp_path):
+    _saved_state(tmp_path)
+    saved = tmp_path / STATE_FILE
+    saved.write_bytes(saved.read_bytes()[: len(saved.read_bytes()) // 2])
+
+    with pytest.raises(IncompatibleStateError, match="cannot be read"):
+        StateStore(tmp_path).load()
+
+
+def test_localcloud_up_refuses_incompatible_state_with_its_message(tmp_path):
+    # Given a state folder written by another moto
+    _saved_state(tmp_path / "state")
+    manifest = tmp_path / "state" / MANIFEST_FILE
+    manifest.write_text(json.dumps({**state_fingerprint(), "moto": "4.0.0"}))
+
+    # When `localcloud up` starts on it
+    done = subprocess.run(
+        [sys.executable, "-m", "localcloud", "up", str(TEMPLATE), "--state-dir", str(tmp_path / "state"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then it exits with a usage error and says why, without a traceback
+    assert done.returncode == 2, done.stdout + done.stderr
+    output = " ".join((done.stdout + done.stderr).split())
+    assert "cannot restore the saved state" in output and "moto 4.0.0" in output
+    assert "Traceback" not in done.stderr

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
     from localcloud.deploy import DeployError, DeployResult, FunctionSource, SkippedResource
     from localcloud.invocation import FunctionNotFoundError, InvocationResult, Invoker, TooManyRequestsError
+    from localcloud.persistence import IncompatibleStateError
     from localcloud.runtime import LambdaRuntime
 
 _EXPORTS = {
@@ -30,6 +31,7 @@ _EXPORTS = {
     "Invoker": "localcloud.invocation",
     "TooManyRequestsError": "localcloud.invocation",
     "LambdaRuntime": "localcloud.runtime",
+    "IncompatibleStateError": "localcloud.persistence",
 }
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "DeployResult",
     "FunctionNotFoundError",
     "FunctionSource",
+    "IncompatibleStateError",
     "InvocationResult",
     "Invoker",
     "LambdaRuntime",

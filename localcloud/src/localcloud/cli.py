@@ -17,6 +17,7 @@ from rich.table import Table
 
 from localcloud.cloud import LocalCloud
 from localcloud.deploy import DeployError, DeployResult
+from localcloud.persistence import IncompatibleStateError
 
 DESCRIPTION = """\
 Run an AWS SAM (or CloudFormation) template on this machine: no AWS account, no Docker.
@@ -153,7 +154,11 @@ def run_up(args: argparse.Namespace, console: Console) -> int:
         state_dir=None if args.no_state else args.state_dir, port=args.port, region=args.region
     )
     try:
-        cloud.start()
+        try:
+            cloud.start()
+        except IncompatibleStateError as exc:
+            console.print(f"[red]cannot restore the saved state:[/] {exc}")
+            return 2
         try:
             result = cloud.deploy(template, stack_name, dict(args.parameter))
         except DeployError as exc:
