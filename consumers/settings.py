@@ -12,6 +12,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from consumers.aggregator.window_state import DEFAULT_STATE_BUDGET_BYTES
+
 
 class ConfigurationError(RuntimeError):
     """The function's environment is missing or invalid; the message names the variables."""
@@ -22,7 +24,9 @@ class AggregatorSettings(BaseModel):
 
     table_name: str = Field(alias="TABLE_NAME", min_length=1)
     failure_queue_url: str = Field(alias="FAILURE_QUEUE_URL", min_length=1)
-    state_budget_bytes: int = Field(alias="STATE_BUDGET_BYTES", default=768 * 1024, ge=1024, le=1_000_000)
+    state_budget_bytes: int = Field(
+        alias="STATE_BUDGET_BYTES", default=DEFAULT_STATE_BUDGET_BYTES, ge=1024, le=1_000_000
+    )
 
 
 class PublisherSettings(BaseModel):

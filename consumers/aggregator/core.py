@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
 from consumers.aggregator.records import decode_clean_batch, decode_record
+from consumers.aggregator.window_state import from_state, state_size, to_state
 from consumers.quarantine import PoisonRecord
 from leaderboard.domain import RaceStore, WindowAccumulator, WindowReport, apply_window
 
@@ -78,7 +78,7 @@ class WindowAggregator:
     def _handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], InvocationSummary]:
         summary = InvocationSummary()
         windowed = "window" in event
-        window = WindowAccumulator.from_state(event.get("state")) if windowed else WindowAccumulator()
+        window = from_state(event.get("state")) if windowed else WindowAccumulator()
 
         records = event.get("Records") or []
         failures: list[dict[str, str]] = []
@@ -97,8 +97,8 @@ class WindowAggregator:
             return {"state": {}, "batchItemFailures": failures}, summary
 
         # Lambda ends a window whose state passes 1 MB; writing early keeps us well under that.
-        state = window.to_state()
-        if len(orjson.dumps(state)) > self._budget:
+        state = to_state(window)
+        if state_size(state) > self._budget:
             summary.report = apply_window(self._store, window)
             summary.flushed = summary.early_flush = True
             return {"state": {}, "batchItemFailures": failures}, summary

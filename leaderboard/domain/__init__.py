@@ -19,11 +19,11 @@ from leaderboard.domain.race import (
 from leaderboard.domain.ranking import Standing, order_key, rank_scores
 from leaderboard.domain.scoring import RacerDelta, RacerScore
 from leaderboard.domain.service import WindowReport, apply_window, close_stale_races
-from leaderboard.domain.window import DEFAULT_STATE_BUDGET_BYTES, StateFormatError, WindowAccumulator
+from leaderboard.domain.window import CorruptWindowError, WindowAccumulator
 
 __all__ = [
     "BUCKET_SIZE",
-    "DEFAULT_STATE_BUDGET_BYTES",
+    "CorruptWindowError",
     "FinalResult",
     "MalformedMessageError",
     "MergeOutcome",
@@ -34,7 +34,6 @@ __all__ = [
     "RacerMessage",
     "RacerScore",
     "Standing",
-    "StateFormatError",
     "WindowAccumulator",
     "WindowReport",
     "apply_to_bucket",

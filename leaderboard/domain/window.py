@@ -1,62 +1,74 @@
-"""Accumulating a tumbling window's messages in the Lambda window state.
+"""Accumulating a window's messages into per-race, per-racer deltas.
 
-Lambda carries a window's state between invocations as JSON and limits it to 1 MB per shard, and the
-aggregator decodes and re-encodes it at every invocation of the window. So the state is append-only:
-each invocation seals the messages it accumulated into one *chunk* and passes the earlier chunks
-through untouched. Only the window's last invocation replays the chunks into per-racer deltas
-(:attr:`WindowAccumulator.races`), so a window costs work in proportion to its messages, not to
-messages times invocations, and creates few long-lived objects on the way.
+A window (a tumbling window of a stream consumer, or one batch when windows are off) is folded in
+batch by batch, and may be handed over between batches as a snapshot (Lambda's window state, a
+checkpoint): so the accumulator is append-only. Each batch's messages collect in an open *chunk* of
+columns per race; a snapshot seals it, and sealed chunks are kept as they are (in whatever stored
+form the snapshot's codec gave them, see :class:`SealedChunk`). Only a look at the window's deltas
+(:attr:`WindowAccumulator.races`, at the window's end) replays the chunks into per-racer deltas, so
+a window costs work in proportion to its messages, not to messages times batches, and creates few
+long-lived objects on the way.
 
-State (version 3)::
-
-    {"v": 3, "races": {"<raceId>": {
-        "c": classId, "t0": firstDeviceTimestamp, "t1": lastDeviceTimestamp, "m": messages,
-        "r": {"<racerId>": [name, finalSecond or -1, [second, output, ...]]},   # optional, see below
-        "n": [[racerId, ...], [name, ...]],  # each racer's name as of the newest chunk
-        "k": [[count, rows, finals, names], ...]}}}                            # chunks, oldest first
-
-A chunk's ``rows`` are its messages' columns in arrival order: ``[[racerId, ...], [second, ...],
-[output in hundredths, ...]]``, or, once a race's window holds more than ``COMPRESS_ABOVE_ROWS``
-messages (~15 bytes each as JSON), a string: base64 of the zlib-compressed little-endian columns,
-``count`` racer ids (int64), then ``count`` seconds (int32), then ``count`` outputs (int32) — about
-5 bytes a message, so a 10,000-racer race's 5-second window takes ~600 KB (half of it names) and
-stays under the early-write budget.
-``finals`` lists the positions of ``final`` messages and ``names`` the ``[position, name]`` of each
-message whose racer's name differs from ``n`` before it (so a racer's first message in the window
-always carries its name). ``r`` holds deltas already replayed (version 2's per-racer form) and is
-only present for windows built from deltas or from a version 2 state, which is still read.
+How a snapshot is encoded is not the domain's business: the Lambda aggregator's codec is
+``consumers.aggregator.window_state``.
 """
 
 from __future__ import annotations
 
-import base64
-import zlib
-from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import Any
-
-import orjson
+from typing import Any, Protocol
 
 from leaderboard.domain.messages import RacerMessage, RacerReading, ReadingColumns, columns_of
 from leaderboard.domain.race import RaceDelta
 from leaderboard.domain.scoring import RacerDelta
 
-STATE_VERSION = 3
-_READABLE_VERSIONS = (2, 3)
-# Lambda rejects window state over 1 MB; past this budget the aggregator writes what it has early
-# (merging is idempotent, so an early write is only a cost, never a double count).
-DEFAULT_STATE_BUDGET_BYTES = 768 * 1024
-# Small windows keep plain lists (no encoding work at all); large ones pay ~0.15 us a message to
-# compress. Fast beats small: the columns compress ~3:1 even at level 1.
-COMPRESS_ABOVE_ROWS = 8_000
-_CHUNK_COMPRESSION_LEVEL = 1
+
+class CorruptWindowError(ValueError):
+    """A window's sealed chunks cannot be replayed: they were damaged while stored."""
 
 
-class StateFormatError(ValueError):
-    """The window state is not one this code wrote."""
+@dataclass(slots=True)
+class ChunkColumns:
+    """A sealed chunk: one batch's messages of one race, as columns in arrival order.
+
+    ``finals`` lists the positions of ``final`` messages and ``names`` the ``[position, name]`` of
+    each message whose racer's name differs from the race's name before it (so a racer's first
+    message in the window always carries its name).
+    """
+
+    racer_ids: list[int]
+    seconds: list[int]
+    outputs: list[int]
+    finals: list[int]
+    names: list[list[Any]]
+
+    @property
+    def count(self) -> int:
+        """Messages in the chunk."""
+        return len(self.racer_ids)
+
+    def columns(self) -> ChunkColumns:
+        """Itself: it is already decoded."""
+        return self
+
+
+class SealedChunk(Protocol):
+    """A sealed chunk in any form: decoded only when the window is replayed.
+
+    A snapshot codec restores chunks in their stored form and passes them through untouched until
+    the window's end, so a chunk is decoded once, not at every batch.
+    """
+
+    @property
+    def count(self) -> int:
+        """Messages in the chunk."""
+        ...
+
+    def columns(self) -> ChunkColumns:
+        """The chunk's columns (raises :class:`CorruptWindowError` when damaged)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -69,35 +81,27 @@ class _OpenChunk:
     finals: list[int] = field(default_factory=list)
     names: list[list[Any]] = field(default_factory=list)
 
-    def seal(self, compress: bool) -> list[Any]:
-        """The chunk as it travels in the state."""
-        rows: Any = [self.racer_ids, self.seconds, self.outputs]
-        if compress:
-            columns = (
-                array("q", self.racer_ids).tobytes()
-                + array("i", self.seconds).tobytes()
-                + array("i", self.outputs).tobytes()
-            )
-            rows = base64.b64encode(zlib.compress(columns, _CHUNK_COMPRESSION_LEVEL)).decode()
-        return [len(self.racer_ids), rows, self.finals, self.names]
+    def seal(self) -> ChunkColumns:
+        """The chunk as it is kept from now on."""
+        return ChunkColumns(self.racer_ids, self.seconds, self.outputs, self.finals, self.names)
 
 
 @dataclass(slots=True)
-class _PendingRace:
-    """A race's messages not replayed yet: sealed chunks from the state plus this invocation's."""
+class PendingRace:
+    """A race's messages not replayed yet: sealed chunks from a snapshot plus this batch's."""
 
     class_id: int
     first_device_ts: int = 0
     last_device_ts: int = 0
     messages: int = 0
     names: dict[int, str] = field(default_factory=dict)
-    chunks: list[list[Any]] = field(default_factory=list)
+    chunks: list[SealedChunk] = field(default_factory=list)
     open: _OpenChunk | None = None
 
-    def sealed_chunks(self) -> list[list[Any]]:
-        """Every chunk, this invocation's sealed too (it then stays sealed)."""
+    def sealed_chunks(self) -> list[SealedChunk]:
+        """Every chunk, this batch's sealed too (it then stays sealed)."""
         if self.open is not None and self.open.racer_ids:
-            self.chunks = [*self.chunks, self.open.seal(self.messages > COMPRESS_ABOVE_ROWS)]
+            self.chunks = [*self.chunks, self.open.seal()]
         self.open = None
         return self.chunks
 
@@ -105,10 +109,12 @@ class _PendingRace:
 class WindowAccumulator:
     """Per-race, per-racer outputs of one window (or one batch when windows are off)."""
 
-    def __init__(self, races: dict[int, RaceDelta] | None = None) -> None:
-        """Start empty, or from already-decoded race deltas."""
+    def __init__(
+        self, races: dict[int, RaceDelta] | None = None, pending: dict[int, PendingRace] | None = None
+    ) -> None:
+        """Start empty, or from a snapshot: replayed race deltas and races still in chunks."""
         self._races: dict[int, RaceDelta] = races if races is not None else {}
-        self._pending: dict[int, _PendingRace] = {}
+        self._pending: dict[int, PendingRace] = pending if pending is not None else {}
 
     @property
     def races(self) -> dict[int, RaceDelta]:
@@ -155,7 +161,7 @@ class WindowAccumulator:
         if pending is None:
             known = self._races.get(race_id)
             class_id = known.class_id if known is not None else columns.class_ids[0]
-            pending = self._pending[race_id] = _PendingRace(class_id=class_id)
+            pending = self._pending[race_id] = PendingRace(class_id=class_id)
         chunk = pending.open
         if chunk is None:
             chunk = pending.open = _OpenChunk()
@@ -198,126 +204,18 @@ class WindowAccumulator:
         replayed = sum(r.messages for r in self._races.values())
         return replayed + sum(p.messages for p in self._pending.values())
 
-    def to_state(self) -> dict[str, Any]:
-        """The JSON-serialisable window state."""
-        races: dict[str, Any] = {}
-        flatten = chain.from_iterable
-        for race_id in self._races.keys() | self._pending.keys():
-            delta = self._races.get(race_id)
-            pending = self._pending.get(race_id)
-            race: dict[str, Any]
-            if pending is None:
-                assert delta is not None
-                race = {"c": delta.class_id, "t0": delta.first_device_ts, "t1": delta.last_device_ts}
-                race |= {"m": delta.messages, "n": [[], []], "k": []}
-            else:
-                t0 = pending.first_device_ts
-                if delta is not None and delta.messages:
-                    t0 = min(t0, delta.first_device_ts) if pending.messages else delta.first_device_ts
-                race = {
-                    "c": pending.class_id,
-                    "t0": t0,
-                    "t1": max(pending.last_device_ts, delta.last_device_ts if delta else 0),
-                    "m": pending.messages + (delta.messages if delta else 0),
-                    "n": [list(pending.names), list(pending.names.values())],
-                    "k": pending.sealed_chunks(),
-                }
-            if delta is not None and delta.racers:
-                race["r"] = {
-                    str(racer_id): [
-                        racer.name,
-                        -1 if racer.final_second is None else racer.final_second,
-                        list(flatten(racer.outputs.items())),
-                    ]
-                    for racer_id, racer in delta.racers.items()
-                }
-            races[str(race_id)] = race
-        return {"v": STATE_VERSION, "races": races}
+    def snapshot(self) -> tuple[dict[int, RaceDelta], dict[int, PendingRace]]:
+        """The replayed race deltas and the races still in chunks (sealed), for a snapshot codec.
 
-    def state_size(self) -> int:
-        """Bytes the state takes as JSON (what counts against Lambda's 1 MB limit)."""
-        return len(orjson.dumps(self.to_state()))
-
-    @classmethod
-    def from_state(cls, state: Mapping[str, Any] | None) -> WindowAccumulator:
-        """Rebuild from a state this class wrote; ``None`` or ``{}`` is an empty window."""
-        if not state:
-            return cls()
-        version = state.get("v")
-        if version not in _READABLE_VERSIONS or not isinstance(state.get("races"), dict):
-            raise StateFormatError(f"unsupported window state (v={version!r})")
-        window = cls()
-        try:
-            for race_key, race in state["races"].items():
-                race_id = int(race_key)
-                class_id = int(race["c"])
-                messages = int(race["m"])
-                chunks = race.get("k", []) if version == 3 else []
-                if not isinstance(chunks, list):
-                    raise TypeError("chunks must be a list")
-                chunked = sum(int(chunk[0]) for chunk in chunks)
-                racers = _decode_racers(race.get("r", {}) if version == 3 else race["r"])
-                if racers or not chunks:
-                    window._races[race_id] = RaceDelta(
-                        race_id=race_id,
-                        class_id=class_id,
-                        racers=racers,
-                        first_device_ts=int(race["t0"]),
-                        last_device_ts=int(race["t1"]),
-                        messages=messages - chunked,
-                    )
-                if chunks:
-                    window._pending[race_id] = _PendingRace(
-                        class_id=class_id,
-                        first_device_ts=int(race["t0"]),
-                        last_device_ts=int(race["t1"]),
-                        messages=chunked,
-                        names=dict(zip(*race["n"], strict=True)),
-                        chunks=chunks,
-                    )
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise StateFormatError(f"corrupt window state: {exc}") from exc
-        return window
+        Both are the accumulator's own: a codec reads them and must not change them. Every chunk is
+        sealed first, so the messages of the batch so far are in the snapshot.
+        """
+        for pending in self._pending.values():
+            pending.sealed_chunks()
+        return self._races, self._pending
 
 
-def _decode_racers(encoded: Mapping[str, Any]) -> dict[int, RacerDelta]:
-    """Version 2's per-racer form: ``{"<racerId>": [name, finalSecond or -1, [second, output, ...]]}``."""
-    racers: dict[int, RacerDelta] = {}
-    for racer_key, (name, final_second, flat) in encoded.items():
-        if len(flat) & 1:
-            raise ValueError(f"odd outputs list for racer {racer_key}")
-        seconds = flat[::2]
-        racers[int(racer_key)] = RacerDelta(
-            name,
-            dict(zip(seconds, flat[1::2], strict=False)),
-            None if final_second < 0 else final_second,
-            max(seconds) if seconds else -1,
-        )
-    return racers
-
-
-def _decode_chunk(chunk: list[Any]) -> tuple[list[int], list[int], list[int], list[int], list[list[Any]]]:
-    """A sealed chunk's columns, finals and name changes (raises ValueError when damaged)."""
-    count, rows, finals, names = chunk
-    if isinstance(rows, list):
-        racer_list, second_list, output_list = rows
-        if not len(racer_list) == len(second_list) == len(output_list) == count:
-            raise ValueError(f"chunk of {count} rows has columns of other lengths")
-        return racer_list, second_list, output_list, finals, names
-    try:
-        columns = zlib.decompress(base64.b64decode(rows, validate=True))
-    except (zlib.error, ValueError) as exc:
-        raise ValueError(f"damaged chunk: {exc}") from exc
-    if len(columns) != count * 16:
-        raise ValueError(f"chunk of {count} rows holds {len(columns)} bytes")
-    racer_ids, seconds, outputs = array("q"), array("i"), array("i")
-    racer_ids.frombytes(columns[: count * 8])
-    seconds.frombytes(columns[count * 8 : count * 12])
-    outputs.frombytes(columns[count * 12 :])
-    return racer_ids.tolist(), seconds.tolist(), outputs.tolist(), finals, names
-
-
-def _replay(race_id: int, pending: _PendingRace, base: RaceDelta | None) -> RaceDelta:
+def _replay(race_id: int, pending: PendingRace, base: RaceDelta | None) -> RaceDelta:
     """Fold a race's chunks, in arrival order, into its delta: the same delta as adding each message.
 
     Per message only the outputs are folded; the latest second, name and final second are settled
@@ -332,7 +230,9 @@ def _replay(race_id: int, pending: _PendingRace, base: RaceDelta | None) -> Race
     offset = 0
     try:
         for chunk in pending.sealed_chunks():
-            racer_ids, seconds, outputs, final_positions, changes = _decode_chunk(chunk)
+            columns = chunk.columns()
+            racer_ids, seconds, outputs = columns.racer_ids, columns.seconds, columns.outputs
+            final_positions, changes = columns.finals, columns.names
             for racer_id, second, output in zip(racer_ids, seconds, outputs, strict=True):
                 fresh[racer_id][second] = output
             for position, name in changes:
@@ -361,8 +261,10 @@ def _replay(race_id: int, pending: _PendingRace, base: RaceDelta | None) -> Race
             delta = RacerDelta(name, outs, final_seconds.get(racer_id), last_second)
             known = racers.get(racer_id)
             racers[racer_id] = delta if known is None else _fold(known, delta)
+    except CorruptWindowError:
+        raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise StateFormatError(f"corrupt window state: {exc}") from exc
+        raise CorruptWindowError(f"corrupt window chunk: {exc}") from exc
     if pending.messages:
         if not race.messages or pending.first_device_ts < race.first_device_ts:
             race.first_device_ts = pending.first_device_ts

@@ -1,8 +1,7 @@
-"""Window accumulation and its Lambda state encoding."""
+"""Window accumulation (the domain core) and message validation."""
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import orjson
@@ -11,15 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leaderboard.domain import (
-    DEFAULT_STATE_BUDGET_BYTES,
+    CorruptWindowError,
     MalformedMessageError,
-    RaceDelta,
     RacerMessage,
-    StateFormatError,
     WindowAccumulator,
     parse_message,
 )
 from leaderboard.domain.messages import columns_of, parse_reading_array, quick_columns
+from leaderboard.domain.window import ChunkColumns, PendingRace
 
 
 def msg(racer: int, second: int, *, race: int = 42, event: str = "update", cadence: int = 60) -> RacerMessage:
@@ -38,34 +36,29 @@ def msg(racer: int, second: int, *, race: int = 42, event: str = "update", caden
     )
 
 
-messages = st.builds(
-    msg,
-    racer=st.integers(0, 250),
-    second=st.integers(0, 300),
-    race=st.sampled_from([1, 2]),
-    event=st.sampled_from(["update", "final"]),
-)
+def test_a_window_restored_from_its_snapshot_between_batches_equals_one_window() -> None:
+    # Given a window's batches, the window handed over as a snapshot between them
+    batches = [[msg(1, 1), msg(2, 1)], [msg(1, 2), msg(1, 1, cadence=70)], [msg(2, 2, event="final")]]
+    handed_over = WindowAccumulator()
+    for batch in batches:
+        handed_over = WindowAccumulator(*handed_over.snapshot())
+        handed_over.add_all(batch)
+    # Then its deltas are those of one window that saw every batch
+    whole = WindowAccumulator()
+    whole.add_all([m for batch in batches for m in batch])
+    assert handed_over.races == whole.races and handed_over.messages == whole.messages == 5
 
 
-@given(st.lists(messages, max_size=60))
-def test_state_round_trip_is_lossless(items: list[RacerMessage]) -> None:
-    window = WindowAccumulator()
-    window.add_all(items)
-    restored = WindowAccumulator.from_state(window.to_state())
-    assert restored.to_state() == window.to_state()
-    assert restored.races == window.races
+def test_a_damaged_chunk_is_a_corrupt_window() -> None:
+    class Damaged:
+        count = 1
 
+        def columns(self) -> ChunkColumns:
+            return ChunkColumns([1], [1], [100], [5], [])  # a final at a position that does not exist
 
-def test_empty_and_missing_state_are_empty_windows() -> None:
-    assert WindowAccumulator.from_state({}).is_empty
-    assert WindowAccumulator.from_state(None).is_empty
-
-
-def test_foreign_state_is_rejected() -> None:
-    with pytest.raises(StateFormatError):
-        WindowAccumulator.from_state({"v": 99, "races": {}})
-    with pytest.raises(StateFormatError):
-        WindowAccumulator.from_state({"v": 1, "races": {"1": {"c": 1}}})
+    window = WindowAccumulator(pending={42: PendingRace(class_id=3, messages=1, chunks=[Damaged()])})
+    with pytest.raises(CorruptWindowError):
+        _ = window.races
 
 
 def test_duplicates_within_a_window_count_once_and_final_is_kept() -> None:
@@ -75,13 +68,6 @@ def test_duplicates_within_a_window_count_once_and_final_is_kept() -> None:
     assert sorted(racer.outputs) == [5, 6]
     assert racer.final_second == 6
     assert window.messages == 3
-
-
-def test_state_stays_compact_for_a_thousand_racers() -> None:
-    window = WindowAccumulator()
-    window.add_all(msg(r, s) for r in range(1000) for s in range(5))
-    # 5 s of 1,000 racers must fit far below Lambda's 1 MB window-state limit.
-    assert window.state_size() < 200_000
 
 
 @pytest.mark.parametrize(
@@ -122,87 +108,6 @@ def test_extra_fields_are_ignored() -> None:
         b'"classId":1,"cadence":72,"resistance":55,"heartRate":140}'
     )
     assert m.output_centi == 12840
-
-
-# -- the append-only state and the column-wise batch path -------------------------------------------
-
-renamed_messages = st.builds(
-    lambda racer, second, race, event, cadence, name: msg(
-        racer, second, race=race, event=event, cadence=cadence
-    ).model_copy(update={"name": name}),
-    racer=st.integers(0, 20),
-    second=st.integers(0, 40),
-    race=st.sampled_from([1, 2]),
-    event=st.sampled_from(["update", "update", "final"]),
-    cadence=st.integers(40, 45),
-    name=st.sampled_from(["Ada", "Bo", "Cy"]),
-)
-
-
-def sequential(items: list[RacerMessage]) -> dict[int, RaceDelta]:
-    """The reference: every message added one by one (RaceDelta.add), no state in between."""
-    races: dict[int, RaceDelta] = {}
-    for m in items:
-        races.setdefault(m.race_id, RaceDelta(race_id=m.race_id, class_id=m.class_id)).add(m)
-    return races
-
-
-@given(st.lists(renamed_messages, max_size=80), st.lists(st.integers(0, 80), max_size=6))
-def test_invocations_with_state_in_between_equal_adding_each_message(
-    items: list[RacerMessage], cuts: list[int]
-) -> None:
-    # Given the messages split into invocations (duplicates, renames, finals, two races)
-    bounds = [0, *sorted(c for c in cuts if c <= len(items)), len(items)]
-    state: dict[str, object] = {}
-    # When each invocation folds its batch into the state it got, the state crossing JSON each time
-    for start, end in itertools.pairwise(bounds):
-        window = WindowAccumulator.from_state(state)
-        window.add_columns(columns_of([m.to_reading() for m in items[start:end]]))
-        state = orjson.loads(orjson.dumps(window.to_state()))
-    # Then the window's deltas are exactly those of adding every message in order
-    assert WindowAccumulator.from_state(state).races == sequential(items)
-
-
-def test_a_version_2_state_is_still_read() -> None:
-    state = {
-        "v": 2,
-        "races": {"42": {"c": 3, "t0": 5, "t1": 9, "m": 2, "r": {"7": ["Ada", 2, [1, 100, 2, 200]]}}},
-    }
-    window = WindowAccumulator.from_state(state)
-    window.add(msg(7, 3))
-    racer = window.races[42].racers[7]
-    assert (racer.outputs[1], racer.outputs[2], racer.final_second, window.messages) == (100, 200, 2, 3)
-
-
-def test_state_handed_out_is_not_changed_by_later_invocations() -> None:
-    first = WindowAccumulator()
-    first.add_all([msg(1, 1), msg(2, 1)])
-    state = first.to_state()
-    frozen = orjson.dumps(state)
-    later = WindowAccumulator.from_state(state)
-    later.add_all([msg(1, 2).model_copy(update={"name": "New"}), msg(3, 2)])
-    later.to_state()
-    _ = later.races
-    assert orjson.dumps(state) == frozen
-
-
-def test_a_ten_thousand_racer_window_stays_under_the_state_budget() -> None:
-    window = WindowAccumulator()
-    for second in range(5):
-        window.add_columns(columns_of([msg(r, second).to_reading() for r in range(10_000)]))
-        window = WindowAccumulator.from_state(orjson.loads(orjson.dumps(window.to_state())))
-    assert window.state_size() < DEFAULT_STATE_BUDGET_BYTES
-    assert isinstance(window.to_state()["races"]["42"]["k"][-1][1], str)  # large chunks compress
-    assert len(window.races[42].racers) == 10_000 and window.messages == 50_000
-
-
-def test_corrupt_chunks_are_a_state_format_error() -> None:
-    window = WindowAccumulator()
-    window.add_all([msg(1, 1)])
-    state = orjson.loads(orjson.dumps(window.to_state()))
-    state["races"]["42"]["k"][0][1] = [[1], [1], []]  # columns of unequal length
-    with pytest.raises(StateFormatError):
-        _ = WindowAccumulator.from_state(state).races
 
 
 VALID = {
