@@ -37,7 +37,7 @@ from producers.limits import (
     MAX_REQUEST_BYTES,
 )
 from producers.records import FailedRecord, ProducerStats, PutResult
-from producers.retry import RetryPolicy
+from producers.retry import RETRYABLE_ENTRY_CODES, RetryPolicy, is_retryable_call_error
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class KinesisProducer:
         max_in_flight: concurrent PutRecords calls.
         linger_seconds: how long a buffered record may wait for its batch to fill; ``None`` sends
             partial batches only on ``flush``/``close``. Measured with ``clock``.
-        retry_policy: backoff, deadline and retryable error codes.
+        retry_policy: backoff, attempts and deadline (which errors are retryable is fixed: producers.retry).
         on_failure: receives each record that could not be delivered.
         max_batch_records, max_batch_bytes: lower the PutRecords limits (tests, small shards).
         clock, sleep, rng: injectable time and randomness, for deterministic tests.
@@ -399,7 +399,7 @@ class KinesisProducer:
             code = str(error.get("Code", "Unknown"))
             message = str(error.get("Message", exc))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            retryable = self._policy.is_retryable_call_error(code, status)
+            retryable = is_retryable_call_error(code, status)
             return [_Failure(e, code, message, retryable) for e in entries]
         except (BotocoreConnectionError, HTTPClientError) as exc:
             # Connection refused/reset, timeouts: transient by nature.
@@ -411,7 +411,7 @@ class KinesisProducer:
         results = response.get("Records") or []
         failures: list[_Failure] = []
         ok_records = ok_users = ok_bytes = 0
-        retryable_codes = self._policy.retryable_entry_codes
+        retryable_codes = RETRYABLE_ENTRY_CODES
         for index, entry in enumerate(entries):
             if index >= len(results):
                 # Kinesis always answers one result per entry; if not, assume the worst, retry.

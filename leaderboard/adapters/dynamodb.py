@@ -11,7 +11,6 @@ summary records each bucket's counts at the bucket's version, so it converges wi
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,8 +51,13 @@ from leaderboard.domain.race import (
     merge_bucket_counts,
 )
 from leaderboard.domain.scoring import RacerDelta, RacerScore
+from leaderboard.retry import RetryPolicy
 
 T = TypeVar("T")
+
+# A merge runs inside one invocation: it is bounded by attempts (the policy's record_ttl does not
+# apply here), 8 by default; with base 50 ms and cap 2 s that is at most ~6 s of waiting.
+_DEFAULT_ATTEMPTS = 8
 
 # Errors worth retrying: the table or the account is throttling, or DynamoDB had a transient fault.
 _TRANSIENT = {
@@ -77,19 +81,6 @@ class _MergedBucket:
     scores: dict[int, RacerScore]
     count: BucketCount
     written: bool
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Back-off for throttling and version conflicts: exponential with full jitter."""
-
-    attempts: int = 8
-    base_delay: float = 0.05
-    max_delay: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        """Sleep before retry number ``attempt`` (0-based)."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
 def _is_transient(exc: ClientError) -> bool:
@@ -133,7 +124,8 @@ class DynamoRaceStore:
         self._ddb = client
         self._table = table_name
         self._clock = clock
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(max_attempts=_DEFAULT_ATTEMPTS)
+        self._attempts = self._retry.max_attempts or _DEFAULT_ATTEMPTS
         self._sleep = sleep
         self._pb_concurrency = pb_concurrency
 
@@ -196,7 +188,7 @@ class DynamoRaceStore:
         closed = race is not None and race.closed
         class_id = race.class_id if race else delta.class_id
         pending = delta.by_bucket()
-        for attempt in range(self._retry.attempts):
+        for attempt in range(self._attempts):
             stored = self._read_buckets(delta.race_id, list(pending))
             conflicts: dict[int, dict[int, RacerDelta]] = {}
             for bucket, racers in pending.items():
@@ -230,7 +222,7 @@ class DynamoRaceStore:
             if not conflicts:
                 return merged, bests
             pending = conflicts
-            self._sleep(self._retry.delay(attempt))
+            self._sleep(self._retry.backoff(attempt + 1))
         raise MergeConflictError(f"race {delta.race_id}: too many concurrent updates, giving up for now")
 
     def _merge_summary(
@@ -238,7 +230,7 @@ class DynamoRaceStore:
     ) -> tuple[RaceSummary, int]:
         observed = {b: merged.count for b, merged in buckets.items()}
         max_second = max((d.last_second for d in delta.racers.values()), default=0)
-        for attempt in range(self._retry.attempts):
+        for attempt in range(self._attempts):
             # The summary read before the buckets is fresh enough for a first try; the version
             # condition catches anything that changed since.
             current = read if attempt == 0 else self.get_race(delta.race_id)
@@ -281,7 +273,7 @@ class DynamoRaceStore:
             except ClientError as exc:
                 if not _is_condition_failure(exc):
                     raise
-                self._sleep(self._retry.delay(attempt))
+                self._sleep(self._retry.backoff(attempt + 1))
                 continue
             return after, 1
         raise MergeConflictError(
@@ -396,13 +388,13 @@ class DynamoRaceStore:
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run a DynamoDB call, retrying throttling and transient faults with jittered back-off."""
-        for attempt in range(self._retry.attempts):
+        for attempt in range(self._attempts):
             try:
                 return fn()
             except ClientError as exc:
-                if not _is_transient(exc) or attempt == self._retry.attempts - 1:
+                if not _is_transient(exc) or attempt == self._attempts - 1:
                     raise
-                self._sleep(self._retry.delay(attempt))
+                self._sleep(self._retry.backoff(attempt + 1))
         raise AssertionError("unreachable")
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> Iterable[Item]:
@@ -416,9 +408,9 @@ class DynamoRaceStore:
                 yield from response.get("Responses", {}).get(self._table, [])
                 pending = response.get("UnprocessedKeys") or {}
                 if pending:
-                    if attempt >= self._retry.attempts:
+                    if attempt >= self._attempts:
                         raise MergeConflictError("DynamoDB kept returning unprocessed keys")
-                    self._sleep(self._retry.delay(attempt))
+                    self._sleep(self._retry.backoff(attempt + 1))
                     attempt += 1
 
     def _query(self, **kwargs: Any) -> Iterator[Item]:
