@@ -25,8 +25,7 @@ from alleycat.target import StackTarget, TargetError
 from alleycat.view import PipelineFigures
 
 if TYPE_CHECKING:
-    from alleycat.stack import LocalStack
-    from alleycat.status import StatusServer
+    from alleycat.ports import StatusPages
 
 LOG = logging.getLogger(__name__)
 AGGREGATOR = "AggregatorFunction"  # logical id in template.yaml
@@ -35,7 +34,7 @@ AGGREGATOR = "AggregatorFunction"  # logical id in template.yaml
 # -- the page ------------------------------------------------------------------------------------
 
 
-def status_routes(status: StatusServer) -> dict[str, Route]:
+def status_routes(status: StatusPages) -> dict[str, Route]:
     """The status page and status.json, served beside the dashboards on the same port."""
 
     def page() -> tuple[bytes, str]:
@@ -47,12 +46,9 @@ def status_routes(status: StatusServer) -> dict[str, Route]:
     return {"/status": page, "/status.json": snapshot}
 
 
-def local_dashboard_server(stack: LocalStack, status: StatusServer) -> DashboardServer:
-    """The dashboard page of a running local stack: every dashboard its templates deployed."""
-    assert stack.cloud is not None
-    source = MetricSource(
-        cloudwatch_clients(endpoint_url=stack.cloud.endpoint_url, region=stack.cloud.region)
-    )
+def local_dashboard_server(endpoint_url: str, region: str, status: StatusPages) -> DashboardServer:
+    """The dashboard page of a running local stack (at ``endpoint_url``): every dashboard deployed."""
+    source = MetricSource(cloudwatch_clients(endpoint_url=endpoint_url, region=region))
     return DashboardServer(
         source,
         title="Alleycat · local",

@@ -107,7 +107,7 @@ class LocalStack:
             # The dashboard page serves the status page (/status, /status.json) beside the
             # dashboards, so the status server's own port is bound but not served.
             self.status = StatusServer(self)
-            self.dashboard = local_dashboard_server(self, self.status)
+            self.dashboard = local_dashboard_server(self.cloud.endpoint_url, self.cloud.region, self.status)
             self.dashboard.start()
         except IncompatibleStateError as exc:
             self.stop()

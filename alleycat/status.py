@@ -13,13 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from alleycat.stack import LocalStack
+    from alleycat.ports import RunningStack
 
 
 class StatusServer:
     """Serves the status page of a :class:`LocalStack` on 127.0.0.1."""
 
-    def __init__(self, stack: LocalStack, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, stack: RunningStack, host: str = "127.0.0.1", port: int = 0) -> None:
         """Bind now (port 0 picks a free one); serve after :meth:`start`."""
         self._stack = stack
         server = self
