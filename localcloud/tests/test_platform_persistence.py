@@ -193,7 +193,17 @@ def test_localcloud_up_refuses_incompatible_state_with_its_message(tmp_path):
 
     # When `localcloud up` starts on it
     done = subprocess.run(
-        [sys.executable, "-m", "localcloud", "up", str(TEMPLATE), "--state-dir", str(tmp_path / "state"), "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "localcloud",
+            "up",
+            str(TEMPLATE),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--port",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
