@@ -13,12 +13,18 @@ the worker also writes Lambda's START / END / REPORT lines there so they interle
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import json
 import os
 import resource
 import sys
+import sysconfig
 import time
 import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -174,12 +180,85 @@ def _run(request_fd: int, response_fd: int) -> None:
         _write(responses, response)
 
 
+def _tag_runs_here(tag: str) -> bool:
+    """Whether a wheel tag (``cp312-cp312-manylinux2014_aarch64``, ``py3-none-any``) suits this Python."""
+    python, _, rest = tag.partition("-")
+    abi, _, platforms = rest.partition("-")
+    here = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    if abi not in ("none", "abi3", here):
+        return False
+    # abi3 wheels need at least the CPython they name (cp312-abi3 does not run on 3.11).
+    if abi == "abi3" and python.startswith("cp3") and int(python[3:] or 0) > sys.version_info.minor:
+        return False
+    if platforms == "any":
+        return True
+    # e.g. linux-x86_64 → "x86_64"; a platform tag names the machine last (manylinux_2_17_x86_64).
+    machine = sysconfig.get_platform().replace("-", "_").replace(".", "_").rsplit("_", 1)[-1]
+    system = sys.platform.rstrip("0123456789")  # "linux", "darwin", "win"
+    prefixes = {"linux": ("linux", "manylinux", "musllinux"), "darwin": ("macosx",), "win": ("win",)}
+    return any(
+        platform.startswith(prefixes.get(system, (system,)))
+        and (platform.endswith(machine) or platform.endswith("universal2"))
+        for platform in platforms.split(".")
+    )
+
+
+def _bundled_distributions(code_dir: Path) -> tuple[set[str], bool]:
+    """The top-level names the code folder's bundled distributions install, and whether any of
+    them was built for another platform or Python (``sam build`` for arm64 / python3.12, say)."""
+    names: set[str] = set()
+    foreign = False
+    for dist_info in code_dir.glob("*.dist-info"):
+        try:
+            wheel = (dist_info / "WHEEL").read_text(encoding="utf-8")
+            record = (dist_info / "RECORD").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
+        if tags and not any(_tag_runs_here(tag) for tag in tags):
+            foreign = True
+        for line in record.splitlines():
+            top = line.split(",", 1)[0].split("/", 1)[0]
+            if top and not top.endswith((".dist-info", ".data")) and top not in ("..", "bin", "__pycache__"):
+                names.add(top.split(".", 1)[0])
+    return names, foreign
+
+
+class _EnvironmentFirst(importlib.abc.MetaPathFinder):
+    """Finds the named top-level packages on sys.path without the code folder (in the worker's own
+    environment), falling back to the normal search (the code folder) when the environment has none."""
+
+    def __init__(self, names: set[str], code_dir: str) -> None:
+        self.names = frozenset(names)
+        self.code_dir = os.path.abspath(code_dir)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if path is not None or fullname not in self.names:
+            return None  # submodules follow their package's __path__, wherever the package came from
+        elsewhere = [entry for entry in sys.path if os.path.abspath(entry or ".") != self.code_dir]
+        return importlib.machinery.PathFinder.find_spec(fullname, elsewhere)
+
+
+def _prefer_environment_for_foreign_bundles(code_dir: str) -> None:
+    """A code folder that bundles distributions built for another platform or Python (the Lambda
+    artifact ``sam build`` makes for arm64 / python3.12) cannot import their native modules here.
+    Then the function's own modules still come from the folder, but every bundled distribution is
+    taken from the worker's environment (all of them, so pydantic and pydantic_core, say, always
+    match); a bundle that runs here is used as it is, as on Lambda."""
+    names, foreign = _bundled_distributions(Path(code_dir))
+    if foreign and names:
+        sys.meta_path.insert(0, _EnvironmentFirst(names, code_dir))
+
+
 def main() -> None:
     """Entry point: ``python worker.py <request fd> <response fd> <code dir>``."""
     request_fd, response_fd, code_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     # The script's own folder must not shadow the function's modules; the code folder comes first.
     sys.path[0] = code_dir
     os.chdir(code_dir)
+    _prefer_environment_for_foreign_bundles(code_dir)
     _run(request_fd, response_fd)
 
 
