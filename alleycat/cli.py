@@ -1,6 +1,6 @@
 """``alleycat``: run the stack locally, race on it, and read leaderboards — locally or on AWS.
 
-    alleycat up                       start localcloud with template.yaml deployed (foreground)
+    alleycat up                       start localcloud with the stack deployed (foreground)
     alleycat race --racers 1000       race with a live view (starts a local stack if none runs)
     alleycat leaderboard RACE_ID      a race's leaderboard from the API
     alleycat races [--class N]        races, newest first
@@ -29,6 +29,7 @@ from rich.live import Live
 from rich.table import Table
 
 from alleycat.api import ApiError, LeaderboardApi
+from alleycat.artifacts import choose_template
 from alleycat.dashboard import PipelineWatch, add_dashboard_command
 from alleycat.standings import StandingsFeed
 from alleycat.target import LOCAL_INFO, StackTarget, TargetError, aws_target, local_target, signed_mqtt_url
@@ -128,12 +129,19 @@ def _print_stack(info: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _default_template() -> Path:
+    """The ``sam build`` output when it is current with the sources, else template.yaml; says which."""
+    choice = choose_template()
+    console.print(f"[dim]deploying {choice.path}: {choice.reason}[/]")
+    return choice.path
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the local stack in the foreground until Ctrl-C / SIGTERM."""
     from alleycat.stack import LocalStack, StackStartError  # noqa: PLC0415 - heavy; only `up`/`race` need it
 
     stack = LocalStack(
-        [Path(t) for t in args.template] or None,
+        [Path(t) for t in args.template] or [_default_template()],
         home=args.home,
         port=args.port,
         persist=not args.no_state,
@@ -184,7 +192,7 @@ def cmd_race(args: argparse.Namespace) -> int:
 
         console.print("[dim]no local stack is running: starting one for this race…[/]")
         # A stack just for this race: nothing worth keeping afterwards.
-        in_process = LocalStack(home=args.local_config.parent, persist=False)
+        in_process = LocalStack([_default_template()], home=args.local_config.parent, persist=False)
         in_process.start()
     try:
         return _race(args, _target(args))
@@ -345,7 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--template",
         action="append",
         default=[],
-        help="template to deploy (repeatable; default template.yaml)",
+        help="template to deploy (repeatable; default: .aws-sam/build/template.yaml when `sam build` "
+        "is newer than the sources, else template.yaml)",
     )
     up.add_argument("--port", type=int, default=0, help="port of the AWS endpoint (default: a free one)")
     up.add_argument("--home", type=Path, default=Path(".alleycat"), help="state folder (default .alleycat)")

@@ -20,6 +20,7 @@ from localcloud.deploy import DeployResult
 from localcloud.esm import EngineSettings
 from localcloud.templates import load_template
 
+from alleycat.artifacts import BUILT_TEMPLATE
 from alleycat.dashboard import local_dashboard_server
 from alleycat.status import StatusServer
 from localcloud import IncompatibleStateError, LocalCloud
@@ -34,8 +35,9 @@ class StackStartError(RuntimeError):
 
 
 def stack_name_for(template: Path) -> str:
-    """``alleycat`` for the main template, else the template's folder name (e.g. ``lifo-queue``)."""
-    if template.resolve() == DEFAULT_TEMPLATE.resolve():
+    """``alleycat`` for the main template (or ``sam build``'s copy of it), else the template's folder
+    name (e.g. ``lifo-queue``)."""
+    if template.resolve() in (DEFAULT_TEMPLATE.resolve(), BUILT_TEMPLATE.resolve()):
         return MAIN_STACK
     return template.resolve().parent.name.replace("_", "-")
 
