@@ -11,6 +11,10 @@ STAMP      := $(VENV)/.installed
 # localcloud's own environment: only localcloud and its test dependencies, to prove it stands alone.
 LC_VENV    := localcloud/.venv
 LC_STAMP   := $(LC_VENV)/.installed
+# actionlint (the GitHub Actions workflow linter; it runs shellcheck on run: blocks when shellcheck is
+# installed) is a Go program: built from source, pinned, into .tools/bin.
+ACTIONLINT_VERSION := 1.7.12
+ACTIONLINT := $(TOOLS)/bin/actionlint
 # uv never downloads a Python of its own (the machine's 3.11+ is used) and never asks before installs.
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
@@ -34,6 +38,10 @@ $(LC_STAMP): localcloud/pyproject.toml uv.lock | $(UV)
 		--package localcloud --extra test --no-default-groups
 	@touch $@
 
+$(ACTIONLINT): | $(UV)
+	@command -v go >/dev/null 2>&1 || { echo "error: building actionlint needs Go (https://go.dev/dl/); install it and run make again" >&2; exit 1; }
+	GOBIN=$(abspath $(TOOLS)/bin) go install github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION)
+
 # Re-resolves uv.lock after a change to either pyproject.toml (or to pick up new releases within bounds).
 lock: $(UV)
 	$(UV) lock --upgrade
@@ -46,6 +54,10 @@ test-localcloud: $(LC_STAMP)
 
 test-alleycat: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# One lean artifact per function under .aws-sam/build (functions/Makefile); `alleycat up` runs them.
+build: setup
+	$(BIN)/sam build
 
 # The local stack in the foreground: localcloud + template.yaml, API, MQTT, status page.
 up: setup
@@ -61,11 +73,13 @@ race: setup
 bench: setup
 	$(BIN)/python bench/run_all.py
 
-lint: setup
+lint: setup $(ACTIONLINT)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy leaderboard consumers producers simulator alleycat streamformat localcloud/src/localcloud
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/mypy leaderboard consumers producers simulator alleycat streamformat localcloud/src/localcloud \
+		scripts functions/build.py
+	$(BIN)/cfn-lint template.yaml pipeline.yaml
+	$(ACTIONLINT)
 
 fmt: setup
 	$(BIN)/ruff format .
