@@ -12,7 +12,10 @@ from typing import TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from consumers.aggregator.window_state import DEFAULT_STATE_BUDGET_BYTES
+# Lambda rejects tumbling-window state over 1 MB; past this budget the aggregator writes what it has
+# early (merging is idempotent, so an early write is only a cost, never a double count). Defined here,
+# not in the aggregator's state codec, so the other functions' settings do not pull that code in.
+DEFAULT_STATE_BUDGET_BYTES = 768 * 1024
 
 
 class ConfigurationError(RuntimeError):

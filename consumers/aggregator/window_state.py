@@ -50,9 +50,6 @@ from leaderboard.domain.window import (
 
 STATE_VERSION = 3
 _READABLE_VERSIONS = (2, 3)
-# Lambda rejects window state over 1 MB; past this budget the aggregator writes what it has early
-# (merging is idempotent, so an early write is only a cost, never a double count).
-DEFAULT_STATE_BUDGET_BYTES = 768 * 1024
 # Small windows keep plain lists (no encoding work at all); large ones pay ~0.15 us a message to
 # compress. Fast beats small: the columns compress ~3:1 even at level 1.
 COMPRESS_ABOVE_ROWS = 8_000

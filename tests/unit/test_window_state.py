@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.aggregator.window_state import (
-    DEFAULT_STATE_BUDGET_BYTES,
     StateFormatError,
     from_state,
     state_size,
     to_state,
 )
+from consumers.settings import DEFAULT_STATE_BUDGET_BYTES
 from leaderboard.domain import RaceDelta, RacerMessage, WindowAccumulator
 from leaderboard.domain.messages import columns_of
 from tests.unit.test_window import msg
