@@ -7,7 +7,7 @@ read and written with AWS's ``aws_kinesis_agg``, so any KPL-aware consumer agree
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 import aws_kinesis_agg
@@ -42,23 +42,37 @@ def is_aggregated(data: bytes) -> bool:
     return _split(data) is not None
 
 
+def iter_user_records(data: bytes) -> Iterator[bytes]:
+    """The user payloads inside a Kinesis record's data, one at a time, in the order they were added.
+
+    Lazily, so a reader with a bound (:func:`streamformat.read_messages`) stops at the first
+    payload over it instead of copying hundreds of thousands of tiny ones first. Otherwise as
+    :func:`deaggregate`.
+    """
+    parts = _split(data)
+    if parts is None:
+        yield data
+        return
+    message = _AggregatedRecordProto()
+    try:
+        message.ParseFromString(parts[0])
+    except DecodeError:
+        yield data
+        return
+    for record in message.records:
+        yield bytes(record.data)
+
+
 def deaggregate(data: bytes) -> list[bytes]:
     """Return the user payloads inside a Kinesis record's data, in the order they were added.
 
     A plain (non-aggregated) record returns ``[data]``, as does anything whose frame or protobuf is
     damaged: the caller then treats it as one message and its own validation decides its fate,
-    instead of losing it here. Compressed batches are left as they are: see
-    :func:`streamformat.read_messages`.
+    instead of losing it here. Compressed batches are left as they are, and an aggregate inside an
+    aggregate is one user record like any other (never unpacked): see
+    :func:`streamformat.read_messages`, which also bounds what a record may expand to.
     """
-    parts = _split(data)
-    if parts is None:
-        return [data]
-    message = _AggregatedRecordProto()
-    try:
-        message.ParseFromString(parts[0])
-    except DecodeError:
-        return [data]
-    return [bytes(record.data) for record in message.records]
+    return list(iter_user_records(data))
 
 
 def encode_aggregated(partition_key: str, payloads: Sequence[bytes]) -> bytes:
