@@ -48,6 +48,11 @@ LOCALLY_SERVED_PREFIXES = ("AWS::ApiGateway::", "AWS::ApiGatewayV2::")
 # Folders that are never function code (hidden folders such as .git, .venv or a state folder are
 # skipped too), so the digest only moves when code does.
 _SKIPPED_FOLDERS = {"__pycache__", "node_modules"}
+# Layer resource type → the property naming its content (a local folder before packaging).
+_LAYER_CONTENT_PROPERTY = {
+    "AWS::Serverless::LayerVersion": "ContentUri",
+    "AWS::Lambda::LayerVersion": "Content",
+}
 
 
 class DeployError(RuntimeError):
@@ -145,13 +150,29 @@ def folder_digest(folder: Path) -> str:
     return hasher.hexdigest()[:16]
 
 
-def _placeholder_zip(code_dir: Path, key: str) -> bytes:
+def _placeholder_zip(code_dir: Path, key: str, python_path: Path | None = None) -> bytes:
     # The key carries the folder's digest, so the zip (and moto's CodeSha256) changes with the code.
-    # The folder is recorded in the zip too: after a restart the runtime finds it there.
+    # The folder is recorded in the zip too: after a restart the runtime finds it there. A layer's
+    # zip also records the folder its functions import from (``python_path``).
     buffer = io.BytesIO()
+    recorded: dict[str, str] = {"code_dir": str(code_dir), "key": key}
+    if python_path is not None:
+        recorded["python_path"] = str(python_path)
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(PLACEHOLDER_MEMBER, json.dumps({"code_dir": str(code_dir), "key": key}))
+        archive.writestr(PLACEHOLDER_MEMBER, json.dumps(recorded))
     return buffer.getvalue()
+
+
+def layer_python_path(content_dir: Path, build_method: Any) -> Path:
+    """The folder of a local layer that Lambda would put on ``sys.path``.
+
+    Lambda unpacks a layer under ``/opt`` and puts ``/opt/python`` on the path. ``sam build`` with a
+    ``python3.x`` BuildMethod copies the folder into ``python/`` itself, so then the folder is what
+    functions import from; an unbuilt layer must carry its own ``python/`` folder, as on AWS.
+    """
+    if isinstance(build_method, str) and build_method.startswith("python"):
+        return content_dir
+    return content_dir / "python"
 
 
 def _is_local_code_uri(code_uri: Any) -> bool:
@@ -166,6 +187,8 @@ class TemplatePreparer:
         self.template_dir = template_dir
         # logical id → (source folder, S3 key of the placeholder)
         self.code_dirs: dict[str, tuple[Path, str]] = {}
+        # layer logical id → (content folder, S3 key of the placeholder, folder put on sys.path)
+        self.layer_dirs: dict[str, tuple[Path, str, Path]] = {}
 
     def prepare(self, template: dict[str, Any]) -> dict[str, Any]:
         """Return a copy of ``template`` whose functions point at placeholder code objects."""
@@ -173,6 +196,9 @@ class TemplatePreparer:
         globals_function = template.get("Globals", {}).get("Function", {})
         global_code_uri = globals_function.get("CodeUri")
         for logical_id, resource in template.get("Resources", {}).items():
+            if isinstance(resource, dict) and resource.get("Type") in _LAYER_CONTENT_PROPERTY:
+                self._prepare_layer(logical_id, resource)
+                continue
             if not isinstance(resource, dict) or resource.get("Type") != "AWS::Serverless::Function":
                 continue
             properties = resource.setdefault("Properties", {})
@@ -190,6 +216,26 @@ class TemplatePreparer:
             properties["CodeUri"] = f"s3://{CODE_BUCKET}/{key}"
             self.code_dirs[logical_id] = (code_dir, key)
         return template
+
+    def _prepare_layer(self, logical_id: str, resource: dict[str, Any]) -> None:
+        """Point a layer with a local content folder at a placeholder object, remembering the folder."""
+        content_property = _LAYER_CONTENT_PROPERTY[resource["Type"]]
+        properties = resource.setdefault("Properties", {})
+        content = properties.get(content_property)
+        if not _is_local_code_uri(content):
+            return  # already in S3 (or inline): moto keeps it, the runtime unpacks it
+        content_dir = (self.template_dir / content).resolve()
+        if not content_dir.is_dir():
+            raise DeployError(
+                f"{logical_id}: {content_property} {content!r} is not a folder next to the template"
+            )
+        key = f"{self.stack_name}/{logical_id}/{folder_digest(content_dir)}.zip"
+        if content_property == "ContentUri":
+            properties[content_property] = f"s3://{CODE_BUCKET}/{key}"
+        else:
+            properties[content_property] = {"S3Bucket": CODE_BUCKET, "S3Key": key}
+        build_method = (resource.get("Metadata") or {}).get("BuildMethod")
+        self.layer_dirs[logical_id] = (content_dir, key, layer_python_path(content_dir, build_method))
 
 
 def translate(template: dict[str, Any], parameters: Mapping[str, str], region: str) -> dict[str, Any]:
@@ -444,7 +490,7 @@ class Deployer:
             time.sleep(0.1)
 
     def _upload_placeholders(self, preparer: TemplatePreparer) -> None:
-        if not preparer.code_dirs:
+        if not preparer.code_dirs and not preparer.layer_dirs:
             return
         s3 = self._client("s3")
         try:
@@ -453,6 +499,8 @@ class Deployer:
             s3.create_bucket(Bucket=CODE_BUCKET)
         for code_dir, key in preparer.code_dirs.values():
             s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=_placeholder_zip(code_dir, key))
+        for content_dir, key, python_path in preparer.layer_dirs.values():
+            s3.put_object(Bucket=CODE_BUCKET, Key=key, Body=_placeholder_zip(content_dir, key, python_path))
 
     def _stack_exists(self, stack_name: str) -> bool:
         cloudformation = self._client("cloudformation")

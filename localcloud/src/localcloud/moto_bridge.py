@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.awslambda.models import LambdaBackend, LambdaFunction, LayerVersion
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import dynamodb_backends
 from moto.events import notifications as events_notifications
@@ -172,6 +172,7 @@ def _install() -> None:
         _patch_events()
         _patch_rules()
         _patch_mappings()
+        _patch_layers()
         _state.installed = True
 
 
@@ -302,3 +303,23 @@ def _patch_mappings() -> None:
 
     LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
     LambdaBackend.update_event_source_mapping = update_event_source_mapping  # type: ignore[method-assign,assignment]
+
+
+def _patch_layers() -> None:
+    # CloudFormation's Ref of an AWS::Lambda::LayerVersion is the layer version's ARN; moto's model
+    # has no physical id, so functions' Layers received "" and lost their layers.
+    if not hasattr(LayerVersion, "physical_resource_id"):
+        LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
+    # moto's stack creation drops a function's Layers (its stack update keeps them): attach them.
+    original_create = LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        function = original_create(cls, resource_name, cloudformation_json, *args, **kwargs)
+        layers = cloudformation_json.get("Properties", {}).get("Layers")
+        if layers:
+            function.layers = function._get_layers_data(layers)
+        return function
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment,method-assign]

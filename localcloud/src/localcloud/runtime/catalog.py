@@ -47,6 +47,7 @@ class FunctionCatalog:
             fn = backend.get_function(function)
         except Exception as exc:  # moto raises its own UnknownFunctionException
             raise FunctionNotFoundError(function) from exc
+        layers = getattr(fn, "layers", None) or ()
         return FunctionSpec(
             name=fn.function_name,
             arn=fn.function_arn,
@@ -59,7 +60,29 @@ class FunctionCatalog:
             code_token=str(getattr(fn, "code_sha_256", "")),
             reserved_concurrency=_int_or_none(getattr(fn, "reserved_concurrency", None)),
             role=str(fn.role or ""),
+            layer_paths=tuple(self._layer_path(backend, layer) for layer in layers),
         )
+
+    def _layer_path(self, backend: Any, layer: Any) -> Path:
+        """The folder one of a function's layers contributes to ``sys.path``."""
+        arn = layer.get("Arn", "") if isinstance(layer, dict) else str(layer)
+        version = backend.layers_versions_by_arn(arn)
+        code_bytes: bytes = getattr(version, "code_bytes", b"") or b""
+        recorded = _placeholder_record(code_bytes)
+        if recorded is not None:
+            return Path(recorded.get("python_path") or Path(recorded["code_dir"]) / "python")
+        # A real layer zip: unpacked once, like Lambda's /opt, whose python/ folder is importable.
+        target = (
+            self._unpack_dir
+            / "layers"
+            / (str(getattr(version, "code_sha_256", "")) or arn).replace("/", "_").replace(":", "_")
+        )
+        if not target.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            if code_bytes:
+                with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
+                    archive.extractall(target)
+        return target / "python"
 
     def _code_dir(self, fn: Any) -> Path:
         with self._lock:
@@ -81,18 +104,24 @@ class FunctionCatalog:
         return target
 
 
-def _placeholder_source(code_bytes: bytes) -> Path | None:
-    """The source folder a deploy recorded in its placeholder zip, if this is one."""
+def _placeholder_record(code_bytes: bytes) -> dict[str, str] | None:
+    """What a deploy recorded in its placeholder zip (source folder, ...), if this is one."""
     if not code_bytes:
         return None
     try:
         with zipfile.ZipFile(io.BytesIO(code_bytes)) as archive:
             if PLACEHOLDER_MEMBER not in archive.namelist():
                 return None
-            recorded = json.loads(archive.read(PLACEHOLDER_MEMBER))
+            recorded: dict[str, str] = json.loads(archive.read(PLACEHOLDER_MEMBER))
     except (zipfile.BadZipFile, ValueError):
         return None
-    return Path(recorded["code_dir"])
+    return recorded
+
+
+def _placeholder_source(code_bytes: bytes) -> Path | None:
+    """The source folder a deploy recorded in its placeholder zip, if this is one."""
+    recorded = _placeholder_record(code_bytes)
+    return Path(recorded["code_dir"]) if recorded is not None else None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -76,6 +76,10 @@ def lambda_environment(spec: FunctionSpec, settings: WorkerSettings, log_stream:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
     )
+    if spec.layer_paths:
+        # After the code folder (the worker puts it first), before everything else, as on Lambda.
+        inherited = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+        env["PYTHONPATH"] = os.pathsep.join([*(str(path) for path in spec.layer_paths), *inherited])
     return env
 
 

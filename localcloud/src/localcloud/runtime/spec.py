@@ -27,6 +27,8 @@ class FunctionSpec:
     code_token: str
     reserved_concurrency: int | None = None
     role: str = field(default="", compare=False)
+    # The function's layers, in order: the folders Lambda would put on sys.path (/opt/python).
+    layer_paths: tuple[Path, ...] = ()
 
     @property
     def max_concurrency(self) -> int:

@@ -1,0 +1,3 @@
+"""Shipped in a layer that carries its own python/ folder."""
+
+WHERE = "plain layer"
