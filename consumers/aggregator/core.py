@@ -9,7 +9,7 @@ batch is merged straight away.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -62,10 +62,10 @@ class WindowAggregator:
     def __init__(
         self,
         store: RaceStore,
-        quarantine: Callable[[PoisonRecord], None],
+        quarantine: Callable[[Sequence[PoisonRecord]], None],
         state_budget_bytes: int,
     ) -> None:
-        """Write to ``store``; send poison records to ``quarantine``."""
+        """Write to ``store``; park each record's poison with one ``quarantine`` call (it batches)."""
         self._store = store
         self._quarantine = quarantine
         self._budget = state_budget_bytes
@@ -123,10 +123,11 @@ class WindowAggregator:
         def on_record(record: KinesisStreamRecord) -> None:
             outcome = decode_record(record)
             # Quarantine first: if SQS refuses, the record fails and is retried, so nothing is lost.
-            for poison in outcome.poison:
-                self._quarantine(poison)
+            # One call per record, not per message: a record can hold thousands of bad lines.
+            if outcome.poison:
+                self._quarantine(outcome.poison)
             summary.messages += window.add_readings(outcome.messages)
-            summary.poison += len(outcome.poison)
+            summary.poison += outcome.malformed
 
         # A whole batch failing (e.g. the failure queue is down) is reported as item failures rather
         # than raised, so window state for the records that did succeed is still returned.

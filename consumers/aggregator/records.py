@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from consumers.quarantine import PoisonRecord
+from consumers.quarantine import MAX_PARKED_PER_RECORD, PoisonRecord, cap_poison
 from leaderboard.domain import MalformedMessageError
 from leaderboard.domain.messages import (
     EMPTY_COLUMNS,
@@ -19,7 +19,14 @@ from leaderboard.domain.messages import (
     parse_reading_array,
     quick_columns,
 )
-from streamformat import BATCH_MAGIC, MAGIC, batch_lines, is_aggregated, read_messages
+from streamformat import (
+    BATCH_MAGIC,
+    MAGIC,
+    RecordTooLargeError,
+    batch_lines,
+    is_aggregated,
+    read_messages,
+)
 
 # Record data starting with either needs unpacking; anything else is one plain JSON message.
 _PACKED = (MAGIC, BATCH_MAGIC)
@@ -30,15 +37,23 @@ class RecordOutcome:
     """What one Kinesis record held."""
 
     messages: list[RacerReading] = field(default_factory=list)
+    # What to park: at most the cap's worth of messages one by one, then the whole record.
     poison: list[PoisonRecord] = field(default_factory=list)
+    # Malformed messages found (1 for a record that cannot be read at all), parked or not.
+    malformed: int = 0
 
 
-def decode_record(record: KinesisStreamRecord) -> RecordOutcome:
+def decode_record(
+    record: KinesisStreamRecord, parked_per_record: int = MAX_PARKED_PER_RECORD
+) -> RecordOutcome:
     """Decode one Kinesis record (plain JSON, KPL-aggregated, compressed) into messages and poison.
 
-    A malformed aggregate (bad protobuf, checksum mismatch, a damaged compressed batch) is one
-    poison record; inside a valid aggregate each message is judged on its own, and its position in
-    the record (counting the messages of compressed batches) is the poison's sub-sequence.
+    A malformed aggregate (bad protobuf, checksum mismatch, a damaged compressed batch) or a record
+    expanding past :mod:`streamformat`'s bounds is one poison record; inside a valid aggregate
+    each message is judged on its own, and its position in the record (counting the messages of
+    compressed batches) is the poison's sub-sequence. Past ``parked_per_record`` malformed
+    messages, the rest of the record is one whole-record poison entry (see
+    :func:`consumers.quarantine.cap_poison`).
     """
     outcome = RecordOutcome()
     kinesis = record.kinesis
@@ -57,15 +72,27 @@ def decode_record(record: KinesisStreamRecord) -> RecordOutcome:
 
     try:
         payloads = read_messages(data)
+    except RecordTooLargeError as exc:
+        # It can never be read, so it is parked whole, once, and the shard moves on.
+        outcome.poison.append(poison(data, str(exc), None))
+        outcome.malformed = 1
+        return outcome
     except ValueError as exc:
         outcome.poison.append(poison(data, f"bad aggregated record: {exc}", None))
+        outcome.malformed = 1
         return outcome
     packed = is_aggregated(data) or data.startswith(BATCH_MAGIC)
     for index, payload in enumerate(payloads):
         try:
             outcome.messages.append(parse_reading(payload))
         except MalformedMessageError as exc:
-            outcome.poison.append(poison(payload, str(exc), index if packed else None))
+            outcome.malformed += 1
+            # Past the cap only counted: thousands of poison entries would only be dropped again.
+            if outcome.malformed <= parked_per_record:
+                outcome.poison.append(poison(payload, str(exc), index if packed else None))
+    if outcome.malformed > parked_per_record:
+        whole = poison(data, "", None)
+        outcome.poison = cap_poison(outcome.poison, whole, outcome.malformed, parked_per_record)
     return outcome
 
 
