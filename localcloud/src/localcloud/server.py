@@ -1,25 +1,28 @@
-"""One local AWS endpoint: moto in server mode on 127.0.0.1, serving every moto service.
+"""One local AWS endpoint: moto's WSGI app on 127.0.0.1, serving every moto service.
 
 moto routes requests by the SigV4 credential scope, so a single port serves Kinesis, DynamoDB,
 DynamoDB Streams, SQS, SNS, S3, CloudWatch, Logs, IAM, CloudFormation, Lambda, Events and STS.
-The server runs in this process, so localcloud can also reach moto's backends directly.
+The app is the one moto's own server runs (``DomainDispatcherApplication``), served by localcloud's
+:class:`~localcloud.httpserver.HttpServer` (HTTP/1.1 and HTTP/2 cleartext on the one port). It runs
+in this process, so localcloud can also reach moto's backends directly.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import socket
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from moto.server import ThreadedMotoServer
+from moto.core.request import (
+    PRESERVED_HEADER_NAMES_ENVIRON_KEY,
+    environ_key_for_header,
+    should_preserve_original_header_name,
+)
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from localcloud.aws import DEFAULT_REGION
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
+from localcloud.httpserver import HttpServer, WsgiApp, request_headers
 
 # Services whose moto backends are not safe under concurrent requests, while AWS makes every call
 # atomic: moto assigns Kinesis sequence numbers without a lock (concurrent PutRecords overwrite each
@@ -73,6 +76,7 @@ class _PrefixDispatcher:
         for prefix, app in self.mounts.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return app(environ, start_response)
+        _preserve_metadata_header_names(environ)
         lock = self._locks.get(_signing_service(environ) or "")
         if lock is None:
             return self.default(environ, start_response)
@@ -81,17 +85,32 @@ class _PrefixDispatcher:
             return list(self.default(environ, start_response))
 
 
-def _ensure_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise OSError(exc.errno, f"port {port} on 127.0.0.1 is in use") from exc
+def _preserve_metadata_header_names(environ: dict[str, Any]) -> None:
+    """What moto's own server adds to the environ: S3 metadata headers whose names have a ``_``.
+
+    WSGI servers leave such headers out of the ``HTTP_*`` keys (``X_Foo`` could pose as ``X-Foo``),
+    but S3 object metadata keys may contain ``_``; moto reads them back under the names recorded here.
+    """
+    headers = request_headers(environ)
+    if not any("_" in name for name, _ in headers):
+        return
+    dashed = {environ_key_for_header(name) for name, _ in headers if "_" not in name}
+    names: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
+    for name, value in headers:
+        key = environ_key_for_header(name)
+        if should_preserve_original_header_name(name) and key not in dashed:
+            names.setdefault(key, name)
+            values.setdefault(key, []).append(value)
+    for key, key_values in values.items():
+        environ[key] = ",".join(key_values)
+    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = names
 
 
 class LocalEndpoint:
-    """The moto server behind ``endpoint_url``; ``port=0`` picks a free port.
+    """moto's services behind ``endpoint_url``; ``port=0`` picks a free port.
+
+    HTTP/1.1 and HTTP/2 cleartext (prior knowledge or ``Upgrade: h2c``) are both served on the port.
 
     Other local servers can share the port with :meth:`mount`: requests whose path starts with the
     prefix go to their WSGI app. S3 takes any other path as a bucket, so prefixes should be names no
@@ -101,7 +120,7 @@ class LocalEndpoint:
     def __init__(self, port: int = 0, region: str = DEFAULT_REGION) -> None:
         self.region = region
         self._requested_port = port
-        self._server: ThreadedMotoServer | None = None
+        self._server: HttpServer | None = None
         self._port: int | None = None
         self._mounts: dict[str, WsgiApp] = {}
         self._middlewares: list[Middleware] = []
@@ -131,27 +150,20 @@ class LocalEndpoint:
         self._mounts.pop(prefix, None)
 
     def start(self) -> None:
-        """Start serving; returns once the socket is bound."""
+        """Start serving; returns once the socket is bound (``OSError`` if the port is taken)."""
         if self._server is not None:
             return
-        # werkzeug logs one line per request at INFO: far too chatty for a streaming workload.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        if self._requested_port:
-            # moto's server thread exits on a taken port without telling start(), which then waits
-            # forever: find out first.
-            _ensure_port_free(self._requested_port)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
+        # The app moto's ThreadedMotoServer builds: routes each request to a service's backend app.
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        self._dispatcher = _PrefixDispatcher(moto_app, self._mounts, self._middlewares)
+        # Many threads: an Invoke holds one while the function calls back into this endpoint.
+        server = HttpServer(self._dispatcher, port=self._requested_port, name="aws-endpoint", max_threads=512)
         server.start()
-        # The werkzeug server reads its app per request, so wrapping it now routes every request.
-        inner = server._server
-        if inner is not None:
-            self._dispatcher = _PrefixDispatcher(inner.app, self._mounts, self._middlewares)
-            inner.app = self._dispatcher
         self._server = server
-        self._port = server.get_host_and_port()[1]
+        self._port = server.port
 
     def stop(self) -> None:
-        """Stop serving (moto's in-memory state is left as it is)."""
+        """Stop serving and release the port (moto's in-memory state is left as it is)."""
         if self._server is None:
             return
         self._server.stop()
@@ -173,3 +185,7 @@ class LocalEndpoint:
     def endpoint_url(self) -> str:
         """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
+
+
+# WsgiApp is re-exported: the middlewares (limits, metrics, faults) import it from here.
+__all__ = ["LocalEndpoint", "Middleware", "WsgiApp", "aws_service_of"]
