@@ -1,6 +1,7 @@
 """``ApiGatewayServer``: the deployed APIs over real HTTP on 127.0.0.1.
 
-One threaded server serves every API. An API's requests arrive either under the path prefix
+One server (localcloud's :class:`~localcloud.httpserver.HttpServer`: HTTP/1.1 and HTTP/2 cleartext)
+serves every API. An API's requests arrive either under the path prefix
 ``/restapis/<apiId>`` (``http://127.0.0.1:<port>/restapis/<apiId>/<stage>/races/42``), or with the
 API's own host name, ``<apiId>.execute-api.localhost:<port>`` (``*.localhost`` resolves to this
 machine in browsers and most resolvers), where paths are exactly those on AWS.
@@ -8,14 +9,12 @@ machine in browsers and most resolvers), where paths are exactly those on AWS.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
-import socket
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from localcloud.apigateway.gateway import ApiGateway
 from localcloud.apigateway.messages import GatewayRequest, GatewayResponse
 from localcloud.apigateway.model import DEFAULT_STAGE, Api, ApiKind
 from localcloud.aws import ACCOUNT_ID, DEFAULT_REGION
+from localcloud.httpserver import HttpServer, StartResponse, request_headers, request_target, respond
 from localcloud.invocation import Invoker
 
 if TYPE_CHECKING:
@@ -38,38 +38,6 @@ _EXECUTE_API_URL = re.compile(
     r"https://(?P<api>[A-Za-z0-9]+)\.execute-api\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?"
 )
 _MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-
-
-class _FrontDoorHTTPServer(ThreadingHTTPServer):
-    """A threaded HTTP server that can close its open keep-alive connections on stop."""
-
-    # The default listen backlog of 5 drops connections when many clients connect at once.
-    request_queue_size = 128
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], front_door: ApiGatewayServer) -> None:
-        super().__init__(address, _Handler)
-        self.front_door = front_door
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """End every open connection, so no handler thread outlives the server."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True)
@@ -111,33 +79,22 @@ class ApiGatewayServer:
         self.region = region
         self.account_id = account_id
         self.gateway = ApiGateway(invoker, account_id)
-        self._httpd = _FrontDoorHTTPServer((host, port), self)
-        self._thread: threading.Thread | None = None
+        self._http = HttpServer(self.wsgi_app, host=host, port=port, name="apigateway")
+        self._http.bind()
         self._infos: dict[str, ApiInfo] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> ApiGatewayServer:
         """Start serving on a background thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name="apigateway",
-                daemon=True,
-            )
-            self._thread.start()
+        if not self._http.running:
+            self._http.start()
             LOG.info("API Gateway front door on %s", self.url)
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port (running invocations finish on their own)."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.close_connections()
-        self._httpd.server_close()
+        self._http.stop()
         self.gateway.close()
 
     def __enter__(self) -> ApiGatewayServer:
@@ -154,13 +111,12 @@ class ApiGatewayServer:
     @property
     def port(self) -> int:
         """The bound port."""
-        return int(self._httpd.server_address[1])
+        return self._http.port
 
     @property
     def url(self) -> str:
         """``http://<host>:<port>``."""
-        host = str(self._httpd.server_address[0])
-        return f"http://{host}:{self.port}"
+        return self._http.url
 
     # -- APIs -----------------------------------------------------------------------------------
     def register(self, deploy_result: DeployResult) -> list[ApiInfo]:
@@ -255,92 +211,61 @@ class ApiGatewayServer:
                 return api_id, "/" + rest, query
         return None
 
+    # -- HTTP -----------------------------------------------------------------------------------
+    def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The front door as a WSGI app: parse the request, hand it to the gateway, answer."""
+        response = self._answer(environ)
+        # 1xx, 204 and 304 responses never carry a body; framing is the server's business.
+        body = b"" if response.status < 200 or response.status in (204, 304) else response.body
+        headers = [
+            (name, value)
+            for name, value in response.headers
+            if name.lower() not in ("content-length", "transfer-encoding", "connection")
+        ]
+        # HEAD: the Content-Length of the GET answer, and the server sends no body.
+        return respond(start_response, response.status, headers, body)
 
-class _Handler(BaseHTTPRequestHandler):
-    """Parses one HTTP request, hands it to the gateway, writes the answer."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive, so clients can reuse connections
-    # Headers and body are written separately; with Nagle's algorithm the body would wait for the
-    # client's delayed ACK (~40 ms per request).
-    disable_nagle_algorithm = True
-    server_version = "localcloud-apigateway"
-    sys_version = ""
-    # Idle keep-alive connections are closed after this many seconds, so stop() is never held up.
-    timeout = 30
-
-    def _serve(self) -> None:
-        assert isinstance(self.server, _FrontDoorHTTPServer)
-        front_door = self.server.front_door
-        host = self.headers.get("Host", "") or f"127.0.0.1:{front_door.port}"
+    def _answer(self, environ: dict[str, Any]) -> GatewayResponse:
+        method = environ["REQUEST_METHOD"]
+        target_text = request_target(environ)
+        host = environ.get("HTTP_HOST") or f"127.0.0.1:{self.port}"
         try:
-            body = self._read_body()
+            body = _read_body(environ)
         except ValueError as exc:
-            self._write(GatewayResponse.json_message(400, str(exc)))
-            return
-        target = front_door.dispatch(host, self.path)
+            return GatewayResponse.json_message(400, str(exc))
+        target = self.dispatch(host, target_text)
         if target is None:
-            listing = urlsplit(self.path).path.rstrip("/") in ("", PATH_PREFIX.rstrip("/"))
-            if self.command == "GET" and listing:
-                self._write(front_door.index())
-            else:
-                self._write(GatewayResponse.json_message(404, "Not Found"))
-            return
+            listing = urlsplit(target_text).path.rstrip("/") in ("", PATH_PREFIX.rstrip("/"))
+            if method == "GET" and listing:
+                return self.index()
+            return GatewayResponse.json_message(404, "Not Found")
         api_id, path, query = target
         request = GatewayRequest(
-            method=self.command,
+            method=method,
             path=path,
             query=query,
-            headers=tuple(self.headers.items()),
+            headers=tuple(request_headers(environ)),
             body=body,
-            source_ip=str(self.client_address[0]),
-            protocol=self.request_version,
+            source_ip=str(environ.get("REMOTE_ADDR", "127.0.0.1")),
+            protocol=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
             host=host,
         )
         try:
-            response = front_door.gateway.handle(api_id, request)
+            return self.gateway.handle(api_id, request)
         except Exception:  # a bug must answer 500, not drop the connection
-            LOG.exception("handling %s %s failed", self.command, self.path)
-            response = GatewayResponse.json_message(500, "Internal server error", spaced=True)
-        self._write(response)
+            LOG.exception("handling %s %s failed", method, target_text)
+            return GatewayResponse.json_message(500, "Internal server error", spaced=True)
 
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > _MAX_BODY_BYTES:
-            raise ValueError("Request Too Long")
-        return self.rfile.read(length) if length > 0 else b""
 
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                # Trailers, then the blank line that ends the body.
-                while self.rfile.readline().strip():
-                    pass
-                return b"".join(chunks)
-            total += size
-            if total > _MAX_BODY_BYTES:
-                raise ValueError("Request Too Long")
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, up to API Gateway's payload limit (``ValueError`` beyond it).
 
-    def _write(self, response: GatewayResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
-        # 1xx, 204 and 304 responses never carry a body.
-        body = b"" if response.status < 200 or response.status in (204, 304) else response.body
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        LOG.debug("%s - " + format, self.client_address[0], *args)
-
-    # http.server looks handlers up as do_<METHOD>.
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+    The server ends ``wsgi.input`` where the body ends, also for chunked requests without a length.
+    """
+    declared = environ.get("CONTENT_LENGTH")
+    if declared and int(declared) > _MAX_BODY_BYTES:
+        raise ValueError("Request Too Long")
+    body = environ["wsgi.input"].read(_MAX_BODY_BYTES + 1)
+    if len(body) > _MAX_BODY_BYTES:
+        raise ValueError("Request Too Long")
+    return bytes(body)
