@@ -1,4 +1,4 @@
-"""The dashboard page server: stdlib HTTP on 127.0.0.1, one page, a small JSON API.
+"""The dashboard page server: localcloud's HTTP server on 127.0.0.1, one page, a small JSON API.
 
     GET  /                          the page (static/index.html; ?dashboard=NAME&start=-PT15M&period=10)
     GET  /static/<file>             its script and style sheet
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from localcloud.dashboard.body import BodyError
 from localcloud.dashboard.source import DashboardNotFoundError, MetricSource
+from localcloud.httpserver import HttpServer, StartResponse, request_target, respond
 
 LOG = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -53,29 +52,22 @@ class DashboardServer:
         self.title = title
         self._routes = dict(routes or {})
         self._links = dict(links or {})
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._http = HttpServer(self.wsgi_app, host=host, port=port, name="dashboard-page")
+        self._http.bind()
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>/``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        return f"{self._http.url}/"
 
     def start(self) -> DashboardServer:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="dashboard-page", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
+        self._http.stop()
 
     def __enter__(self) -> DashboardServer:
         return self.start()
@@ -83,7 +75,41 @@ class DashboardServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- request handling (called from the handler's threads) ----------------------------------------
+    # -- request handling (called from the server's threads) -----------------------------------------
+    def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The page and its API as a WSGI app."""
+        # Still percent-encoded: get() decodes a dashboard's name itself.
+        path = urlsplit(request_target(environ)).path
+        method = environ["REQUEST_METHOD"]
+        try:
+            if method in ("GET", "HEAD"):
+                status, body, kind = self.get(path)
+            elif method == "POST":
+                status, body, kind = self._post_request(path, environ)
+            else:
+                status, body, kind = _json(405, {"message": f"{method} is not served"})
+        except DashboardNotFoundError as exc:
+            status, body, kind = _json(404, {"message": f"no dashboard named {exc}"})
+        except (BodyError, ValueError, TypeError, KeyError) as exc:
+            status, body, kind = _json(400, {"message": f"{type(exc).__name__}: {exc}"})
+        except Exception as exc:  # CloudWatch unreachable, credentials expired: say so on the page
+            LOG.warning("dashboard request %s failed: %s", path, exc)
+            status, body, kind = _json(502, {"message": f"CloudWatch: {exc}"})
+        return respond(start_response, status, [("Content-Type", kind), ("Cache-Control", "no-store")], body)
+
+    def _post_request(self, path: str, environ: dict[str, Any]) -> tuple[int, bytes, str]:
+        declared = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(MAX_REQUEST_BYTES + 1)
+        if declared > MAX_REQUEST_BYTES or len(raw) > MAX_REQUEST_BYTES:
+            return _json(413, {"message": "request too large"})
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError:
+            return _json(400, {"message": "the body is not JSON"})
+        if not isinstance(request, dict):
+            return _json(400, {"message": "the body is a JSON object"})
+        return self.post(path, request)
+
     def get(self, path: str) -> tuple[int, bytes, str]:
         """Answer a GET: status, body, content type."""
         if path in self._routes:
@@ -130,49 +156,6 @@ def _escape(text: str) -> str:
 
 def _json(status: int, content: Any) -> tuple[int, bytes, str]:
     return status, json.dumps(content, default=str).encode(), "application/json"
-
-
-def _handler(server: DashboardServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self._answer(lambda: server.get(urlsplit(self.path).path))
-
-        def do_POST(self) -> None:
-            def answer() -> tuple[int, bytes, str]:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_REQUEST_BYTES:
-                    return _json(413, {"message": "request too large"})
-                try:
-                    request = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    return _json(400, {"message": "the body is not JSON"})
-                if not isinstance(request, dict):
-                    return _json(400, {"message": "the body is a JSON object"})
-                return server.post(urlsplit(self.path).path, request)
-
-            self._answer(answer)
-
-        def _answer(self, produce: Callable[[], tuple[int, bytes, str]]) -> None:
-            try:
-                status, body, kind = produce()
-            except DashboardNotFoundError as exc:
-                status, body, kind = _json(404, {"message": f"no dashboard named {exc}"})
-            except (BodyError, ValueError, TypeError, KeyError) as exc:
-                status, body, kind = _json(400, {"message": f"{type(exc).__name__}: {exc}"})
-            except Exception as exc:  # CloudWatch unreachable, credentials expired: say so on the page
-                LOG.warning("dashboard request %s failed: %s", self.path, exc)
-                status, body, kind = _json(502, {"message": f"CloudWatch: {exc}"})
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # quiet: the page polls every few seconds
-
-    return Handler
 
 
 __all__ = ["STATIC", "DashboardServer", "Route"]
