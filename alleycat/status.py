@@ -8,9 +8,10 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from localcloud.httpserver import HttpServer, StartResponse, respond
 
 if TYPE_CHECKING:
     from alleycat.ports import RunningStack
@@ -22,49 +23,33 @@ class StatusServer:
     def __init__(self, stack: RunningStack, host: str = "127.0.0.1", port: int = 0) -> None:
         """Bind now (port 0 picks a free one); serve after :meth:`start`."""
         self._stack = stack
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] == "/status.json":
-                    body = json.dumps(server.snapshot(), indent=2, default=str).encode()
-                    kind = "application/json"
-                elif self.path.split("?")[0] == "/":
-                    body, kind = server.page().encode(), "text/html; charset=utf-8"
-                else:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # quiet: the page refreshes itself every few seconds
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._http = HttpServer(self.wsgi_app, host=host, port=port, name="status-page")
+        self._http.bind()
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>/``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/"
+        return f"{self._http.url}/"
 
     def start(self) -> None:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="status-page", daemon=True)
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-        self._httpd.server_close()
+        self._http.stop()
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """``/`` (the page) and ``/status.json``; the page refreshes itself every few seconds."""
+        path = environ.get("PATH_INFO", "/")
+        if path == "/status.json":
+            body = json.dumps(self.snapshot(), indent=2, default=str).encode()
+            kind = "application/json"
+        elif path == "/":
+            body, kind = self.page().encode(), "text/html; charset=utf-8"
+        else:
+            return respond(start_response, 404, [("Content-Type", "text/plain")], b"Not Found")
+        return respond(start_response, 200, [("Content-Type", kind), ("Cache-Control", "no-store")], body)
 
     def snapshot(self) -> dict[str, Any]:
         """Stacks, URLs and per-mapping-and-shard figures."""
