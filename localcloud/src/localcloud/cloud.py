@@ -23,6 +23,7 @@ from localcloud.server import LocalEndpoint
 from localcloud.triggers.dispatch import AsyncInvoker
 from localcloud.triggers.schedule import ScheduleRunner
 from localcloud.triggers.sqs import SqsTrigger
+from localcloud.ttl import TtlSweeper, apply_cloudformation_ttl
 
 LOG = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -51,6 +52,8 @@ class LocalCloud:
     ``queue_when_throttled`` makes invocations beyond a function's concurrency wait instead of
     raising :class:`~localcloud.invocation.TooManyRequestsError`.
     ``shard_limits`` enforces Kinesis's per-shard read and write limits (:mod:`localcloud.limits`).
+    ``ttl_sweep_interval_s`` is how often expired DynamoDB items are deleted (TTL; None: never),
+    so an item goes at most that long after its expiry time (:mod:`localcloud.ttl`).
     ``metrics`` publishes AWS/Kinesis, AWS/Lambda, AWS/DynamoDB and AWS/SQS metrics and the
     functions' embedded-metric-format lines to CloudWatch every ``metrics_interval_s``
     (:mod:`localcloud.metrics`).
@@ -71,6 +74,7 @@ class LocalCloud:
         metrics_interval_s: float = 5.0,
         api_gateway: bool = True,
         iot: bool = True,
+        ttl_sweep_interval_s: float | None = 1.0,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # localcloud.esm.EngineSettings for the stream mappings (None: AWS's timings).
@@ -103,6 +107,7 @@ class LocalCloud:
         self._iot_enabled = iot
         self._api_gateway: Any = None
         self._iot: Any = None
+        self._ttl = TtlSweeper(region, ttl_sweep_interval_s) if ttl_sweep_interval_s else None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> LocalCloud:
@@ -140,6 +145,11 @@ class LocalCloud:
             self._add_own_middleware(self._metrics.middleware)
         if self._shard_limits is not None:
             self._add_own_middleware(self._shard_limits)
+        apply_cloudformation_ttl()
+        if self._ttl is not None:
+            # A middleware: its sweeps run as DynamoDB calls, inside the endpoint's DynamoDB lock.
+            self._add_own_middleware(self._ttl)
+            self._ttl.start(self.endpoint_url)
         self._runtime = LambdaRuntime(
             self.endpoint_url,
             region=self.region,
@@ -200,7 +210,7 @@ class LocalCloud:
         if self._sync_thread is not None:
             self._sync_thread.join(timeout=5)
         self._stop_front_doors()
-        for component in (self._schedules, self._engine, self._sqs):
+        for component in (self._ttl, self._schedules, self._engine, self._sqs):
             if component is not None:
                 try:
                     component.stop()
@@ -320,6 +330,11 @@ class LocalCloud:
     def shard_limits(self) -> ShardLimits | None:
         """The Kinesis shard-limit middleware (its throttle counters), or None when switched off."""
         return self._shard_limits
+
+    @property
+    def ttl_sweeper(self) -> TtlSweeper | None:
+        """The DynamoDB TTL sweep (``.sweep()`` runs one now, ``.swept`` counts), or None when off."""
+        return self._ttl
 
     @property
     def metrics(self) -> MetricsPublisher | None:
