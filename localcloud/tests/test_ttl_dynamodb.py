@@ -31,7 +31,7 @@ def cloud() -> Iterator[LocalCloud]:
 
 @pytest.fixture(scope="module")
 def outputs(cloud: LocalCloud, record_dir: Path) -> dict[str, str]:
-    return cloud.deploy(TEMPLATE, "ttl", parameters={"RecordDir": str(record_dir)}).outputs
+    return dict(cloud.deploy(TEMPLATE, "ttl", parameters={"RecordDir": str(record_dir)}).outputs)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -82,7 +82,9 @@ def test_expired_items_go_and_the_rest_stay(cloud: LocalCloud, outputs: dict[str
     wait_for(lambda: not item_exists(cloud, table, "keep-expired"))
 
     # Then only the expired item is gone, and a later sweep keeps the others
-    cloud.ttl_sweeper.sweep()  # type: ignore[union-attr]
+    sweeper = cloud.ttl_sweeper
+    assert sweeper is not None
+    sweeper.sweep()
     for pk in ("later", "text", "none", "ancient"):
         assert item_exists(cloud, table, f"keep-{pk}"), pk
 
@@ -146,7 +148,9 @@ def test_update_time_to_live_turns_expiry_on_for_any_table(cloud: LocalCloud) ->
         BillingMode="PAY_PER_REQUEST",
     )
     ddb.put_item(TableName="api-made", Item={"id": {"S": "a"}, "ttl": {"N": str(int(time.time()) - 5)}})
-    cloud.ttl_sweeper.sweep()  # type: ignore[union-attr]
+    sweeper = cloud.ttl_sweeper
+    assert sweeper is not None
+    sweeper.sweep()
     assert "Item" in ddb.get_item(TableName="api-made", Key={"id": {"S": "a"}}), "TTL was still off"
 
     # When TTL is enabled on its attribute

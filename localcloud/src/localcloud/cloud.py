@@ -20,7 +20,7 @@ from localcloud.persistence import StateStore, reset_moto
 from localcloud.realize import PRE_DEPLOY_HANDLERS, SKIPPED_HANDLERS, apply_bucket_notifications
 from localcloud.runtime import LambdaRuntime
 from localcloud.server import LocalEndpoint
-from localcloud.triggers.dispatch import AsyncInvoker
+from localcloud.triggers.dispatch import AsyncInvoker, destination_sender, moto_async_config
 from localcloud.triggers.schedule import ScheduleRunner
 from localcloud.triggers.sqs import SqsTrigger
 from localcloud.ttl import TtlSweeper, apply_cloudformation_ttl
@@ -52,6 +52,9 @@ class LocalCloud:
     ``queue_when_throttled`` makes invocations beyond a function's concurrency wait instead of
     raising :class:`~localcloud.invocation.TooManyRequestsError`.
     ``shard_limits`` enforces Kinesis's per-shard read and write limits (:mod:`localcloud.limits`).
+    ``async_time_scale`` multiplies asynchronous invocations' throttle backoff (AWS: 1 s doubling to
+    5 minutes) and maximum event age (``MaximumEventAgeInSeconds``, 6 hours by default), e.g. 0.01
+    in tests; ``async_retry_delays`` are the waits before retrying a function error.
     ``ttl_sweep_interval_s`` is how often expired DynamoDB items are deleted (TTL; None: never),
     so an item goes at most that long after its expiry time (:mod:`localcloud.ttl`).
     ``metrics`` publishes AWS/Kinesis, AWS/Lambda, AWS/DynamoDB and AWS/SQS metrics and the
@@ -75,6 +78,7 @@ class LocalCloud:
         api_gateway: bool = True,
         iot: bool = True,
         ttl_sweep_interval_s: float | None = 1.0,
+        async_time_scale: float = 1.0,
     ) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         # localcloud.esm.EngineSettings for the stream mappings (None: AWS's timings).
@@ -84,6 +88,7 @@ class LocalCloud:
         self._schedule_time_scale = schedule_time_scale
         self._queue_when_throttled = queue_when_throttled
         self._async_retry_delays = async_retry_delays
+        self._async_time_scale = async_time_scale
         self._store = StateStore(self.state_dir) if self.state_dir is not None else None
         self._runtime: LambdaRuntime | None = None
         self._async: AsyncInvoker | None = None
@@ -158,7 +163,13 @@ class LocalCloud:
         )
         if self._metrics is not None:
             self._runtime.add_observer(self._metrics.functions)
-        self._async = AsyncInvoker(self._runtime, retry_delays=self._async_retry_delays)
+        self._async = AsyncInvoker(
+            self._runtime,
+            retry_delays=self._async_retry_delays,
+            time_scale=self._async_time_scale,
+            config_lookup=lambda function: moto_async_config(function, self.region),
+            send_destination=destination_sender(self.client, lambda: self._async),
+        )
         moto_bridge.activate(self._async)
         moto_bridge.detach_builtin_pollers()
         self._deployer = Deployer(

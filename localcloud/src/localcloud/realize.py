@@ -2,8 +2,9 @@
 
 * ``AWS::SNS::Subscription`` (no moto model): subscribed through the SNS API.
 * ``AWS::CloudWatch::Alarm`` (no moto model): created with PutMetricAlarm.
-* ``AWS::SQS::QueuePolicy`` / ``AWS::SNS::TopicPolicy`` / ``AWS::Lambda::EventInvokeConfig``:
-  accepted; policies are not enforced locally.
+* ``AWS::SQS::QueuePolicy`` / ``AWS::SNS::TopicPolicy``: accepted; policies are not enforced locally.
+* ``AWS::Lambda::EventInvokeConfig`` (no moto model): put with PutFunctionEventInvokeConfig, which
+  localcloud's asynchronous queue obeys (retries, maximum event age, destinations).
 * ``AWS::SecretsManager::Secret`` (no moto model): created before the stack under its stand-in
   name, so ``Ref`` and ``{{resolve:secretsmanager:...}}`` both work.
 * S3 buckets' ``NotificationConfiguration`` (moto ignores the property): applied with
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -129,8 +131,34 @@ def create_secret(item: SkippedResource, context: DeployContext) -> str | None:
 
 
 def accept_policy(item: SkippedResource, context: DeployContext) -> str | None:
-    """Policies and async invoke settings are recorded only: localcloud does not enforce IAM."""
+    """Policies are recorded only: localcloud does not enforce IAM."""
     return "not enforced locally"
+
+
+def put_event_invoke_config(item: SkippedResource, context: DeployContext) -> str | None:
+    """Apply a function's asynchronous invocation settings (retries, event age, destinations)."""
+    properties = item.resolved_properties or {}
+    function = properties.get("FunctionName")
+    if not isinstance(function, str) or not function:
+        LOG.warning("%s: no FunctionName to configure", item.logical_id)
+        return None
+    request: dict[str, Any] = {"FunctionName": function}
+    for key in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds"):
+        if key in properties:
+            request[key] = int(properties[key])
+    destinations = {
+        kind: {"Destination": str(target["Destination"])}
+        for kind, target in (properties.get("DestinationConfig") or {}).items()
+        if kind in ("OnSuccess", "OnFailure") and isinstance(target, dict) and target.get("Destination")
+    }
+    if destinations:
+        request["DestinationConfig"] = destinations
+    lambda_client = context.client("lambda")
+    # A redeploy replaces the settings (moto would keep the first ones it was given).
+    with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
+        lambda_client.delete_function_event_invoke_config(FunctionName=function)
+    lambda_client.put_function_event_invoke_config(**request)
+    return "lambda:PutFunctionEventInvokeConfig"
 
 
 # Run before the stack is created: the stack may read these through dynamic references.
@@ -143,7 +171,7 @@ SKIPPED_HANDLERS: dict[str, SkippedHandler] = {
     "AWS::CloudWatch::Alarm": put_alarm,
     "AWS::SQS::QueuePolicy": accept_policy,
     "AWS::SNS::TopicPolicy": accept_policy,
-    "AWS::Lambda::EventInvokeConfig": accept_policy,
+    "AWS::Lambda::EventInvokeConfig": put_event_invoke_config,
 }
 
 
