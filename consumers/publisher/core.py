@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 
 from leaderboard.adapters.items import META_SK, iso, race_from_item
-from leaderboard.domain import RaceStore, RaceSummary, Standing, centi_to_output, rank_scores
+from leaderboard.domain import RaceStore, RaceSummary, Standing, e4_to_output, rank_scores
 
 Publish = Callable[[str, bytes], None]
 
@@ -35,8 +35,8 @@ def standing_json(standing: Standing) -> dict[str, Any]:
         "rank": standing.rank,
         "racerId": standing.racer_id,
         "name": standing.name,
-        "totalOutput": centi_to_output(standing.total),
-        "output": centi_to_output(standing.output),
+        "totalOutput": e4_to_output(standing.total),
+        "output": e4_to_output(standing.output),
         "second": standing.second,
     }
 

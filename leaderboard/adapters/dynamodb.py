@@ -26,12 +26,14 @@ from leaderboard.adapters.items import (
     BUCKET_PREFIX,
     BY_STATUS_INDEX,
     META_SK,
+    PB_SCALE,
     Item,
     bucket_scores,
     bucket_sk,
     class_pk,
     encode_scores,
     iso,
+    legacy_pb_bound,
     n,
     pb_rank_key,
     pb_sk,
@@ -332,13 +334,20 @@ class DynamoRaceStore:
                     TableName=self._table,
                     Key={"pk": s(class_pk(result.class_id)), "sk": s(pb_sk(result.racer_id))},
                     UpdateExpression=(
-                        "SET best = :best, #name = :name, raceId = :race, achievedAt = :at, "
-                        "classId = :class, racerId = :racer, gsi1pk = :gpk, gsi1sk = :gsk"
+                        "SET best = :best, #scale = :scale, #name = :name, raceId = :race, "
+                        "achievedAt = :at, classId = :class, racerId = :racer, gsi1pk = :gpk, "
+                        "gsi1sk = :gsk"
                     ),
-                    ConditionExpression="attribute_not_exists(best) OR best < :best",
-                    ExpressionAttributeNames={"#name": "name"},
+                    # An item without a scale holds hundredths: it is compared in its own unit.
+                    ConditionExpression=(
+                        "attribute_not_exists(best) OR (attribute_exists(#scale) AND best < :best) "
+                        "OR (attribute_not_exists(#scale) AND best < :legacy)"
+                    ),
+                    ExpressionAttributeNames={"#name": "name", "#scale": "scale"},
                     ExpressionAttributeValues={
                         ":best": n(result.total),
+                        ":scale": n(PB_SCALE),
+                        ":legacy": n(legacy_pb_bound(result.total)),
                         ":name": s(result.name),
                         ":race": n(result.race_id),
                         ":at": s(iso(result.achieved_at)),

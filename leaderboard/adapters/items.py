@@ -134,7 +134,16 @@ def race_from_item(item: Item) -> RaceSummary:
     )
 
 
-BUCKET_FORMAT = 1
+# Format 2 keeps totals and outputs in ten-thousandths. Format 1 kept hundredths; a format 1 bucket
+# is still read (its values scaled up exactly, as they were rounded to hundredths) and rewritten as
+# format 2 the next time its racers score.
+BUCKET_FORMAT = 2
+_BUCKET_SCALES = {1: 100, BUCKET_FORMAT: 1}  # format -> factor from its unit to ten-thousandths
+
+# Personal-best items carry their unit: ``scale`` is the number of stored units per output unit.
+# Items written before it existed have none and hold hundredths.
+PB_SCALE = 10_000
+LEGACY_PB_SCALE = 100
 
 
 def encode_scores(scores: Mapping[int, RacerScore]) -> bytes:
@@ -142,7 +151,8 @@ def encode_scores(scores: Mapping[int, RacerScore]) -> bytes:
 
     One zlib-compressed JSON array per bucket rather than a map of maps: DynamoDB bills by bytes and
     attribute names count, and the seconds bitmaps (runs of set bits) compress well. Each racer is
-    ``[racerId, name, total, lastSecond, lastOutput, final, seenBitmapHex]``.
+    ``[racerId, name, total, lastSecond, lastOutput, final, seenBitmapHex]``, scores in
+    ten-thousandths (format 2).
     """
     rows = [
         [
@@ -159,17 +169,17 @@ def encode_scores(scores: Mapping[int, RacerScore]) -> bytes:
     return zlib.compress(orjson.dumps(rows), 1)
 
 
-def decode_scores(data: bytes) -> dict[int, RacerScore]:
-    """Inverse of :func:`encode_scores`."""
+def decode_scores(data: bytes, scale: int = 1) -> dict[int, RacerScore]:
+    """Inverse of :func:`encode_scores`; ``scale`` turns an older format's unit into ten-thousandths."""
     scores: dict[int, RacerScore] = {}
     for racer_id, name, total, last_second, last_output, final, seen in orjson.loads(zlib.decompress(data)):
         scores[racer_id] = RacerScore(
             racer_id=racer_id,
             name=name,
-            total=total,
+            total=total * scale,
             seen=seen_from_bytes(bytes.fromhex(seen)),
             last_second=last_second,
-            last_output=last_output,
+            last_output=last_output * scale,
             final=final,
         )
     return scores
@@ -178,6 +188,22 @@ def decode_scores(data: bytes) -> dict[int, RacerScore]:
 def bucket_scores(item: Item) -> dict[int, RacerScore]:
     """The racers stored in a bucket item."""
     fmt = int(item.get("fmt", {"N": "0"})["N"])
-    if fmt != BUCKET_FORMAT:
+    scale = _BUCKET_SCALES.get(fmt)
+    if scale is None:
         raise ValueError(f"bucket {item.get('sk')} has unknown format {fmt}")
-    return decode_scores(bytes(item["racers"]["B"]))
+    return decode_scores(bytes(item["racers"]["B"]), scale)
+
+
+def personal_best_total(item: Item) -> int:
+    """A personal-best item's ``best`` in ten-thousandths, whichever unit the item was written in."""
+    scale = int(item.get("scale", {"N": str(LEGACY_PB_SCALE)})["N"])
+    return int(item["best"]["N"]) * (PB_SCALE // scale)
+
+
+def legacy_pb_bound(total: int) -> int:
+    """The hundredths a legacy personal best must be below for ``total`` (ten-thousandths) to beat it.
+
+    A legacy best of ``h`` hundredths is ``100 * h`` ten-thousandths, and ``100 * h < total`` holds
+    exactly when ``h < ceil(total / 100)``.
+    """
+    return -(-total // (PB_SCALE // LEGACY_PB_SCALE))

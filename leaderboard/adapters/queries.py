@@ -27,6 +27,7 @@ from leaderboard.adapters.items import (
     class_pk,
     parse_iso,
     pb_rank_key,
+    personal_best_total,
     race_from_item,
     race_gsi_sk,
     race_pk,
@@ -175,6 +176,6 @@ def personal_best_from_item(item: Item) -> FinalResult:
         racer_id=int(item["racerId"]["N"]),
         name=item["name"]["S"],
         race_id=int(item["raceId"]["N"]),
-        total=int(item["best"]["N"]),
+        total=personal_best_total(item),
         achieved_at=parse_iso(item["achievedAt"]["S"]),
     )

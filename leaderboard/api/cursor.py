@@ -19,7 +19,9 @@ import hmac
 import json
 from dataclasses import dataclass
 
-CURSOR_VERSION = 1
+# Version 2: score keys are in ten-thousandths (version 1's were hundredths, and would now resume a
+# page at the wrong row), so a version 1 cursor is refused as expired.
+CURSOR_VERSION = 2
 _MAC_SIZE = hashlib.sha256().digest_size
 # A key is a few integers; anything much longer than this was not issued by us. Checked before any
 # decoding work so a huge garbage cursor costs nothing.

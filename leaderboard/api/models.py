@@ -20,6 +20,10 @@ def iso(ts: datetime) -> str:
 
 
 RaceStatus = Literal["live", "final"]
+TOTAL_OUTPUT = (
+    "Sum of the output of each distinct second counted, each second rounded half-up at four decimals "
+    "as the original Alleycat sample does; up to four decimals."
+)
 NextCursor = Annotated[
     str | None,
     Field(description="Pass as `cursor` to get the next page; null on the last page."),
@@ -56,13 +60,13 @@ class RaceList(ApiModel):
 
 
 class RaceStanding(ApiModel):
-    """A racer's place in a race. Outputs are in output units (two decimals)."""
+    """A racer's place in a race. Outputs are in output units, with up to four decimals."""
 
     rank: int = Field(description="Competition rank: equal totals share a rank (1, 1, 3).")
     racer_id: int
     name: str
-    total_output: float
-    output: float = Field(description="Output of the latest second counted.")
+    total_output: float = Field(description=TOTAL_OUTPUT)
+    output: float = Field(description="Output of the latest second counted (up to four decimals).")
     second: int = Field(description="The latest second counted.")
 
 
@@ -97,7 +101,7 @@ class ClassStanding(ApiModel):
     rank: int = Field(description="Competition rank: equal bests share a rank (1, 1, 3).")
     racer_id: int
     name: str
-    total_output: float
+    total_output: float = Field(description=TOTAL_OUTPUT)
     race_id: int = Field(description="The race the best was set in.")
     achieved_at: Timestamp
 

@@ -17,7 +17,7 @@ from leaderboard.api.models import (
     iso,
 )
 from leaderboard.api.ranking import RaceRanking, RankingCache
-from leaderboard.domain.messages import centi_to_output
+from leaderboard.domain.messages import e4_to_output
 from leaderboard.domain.race import FinalResult, RaceSummary
 from leaderboard.domain.ranking import Standing, order_key
 from leaderboard.domain.scoring import RacerScore
@@ -63,13 +63,13 @@ def class_leaderboard_scope(class_id: int) -> str:
 
 
 def race_standing(standing: Standing) -> RaceStanding:
-    """A domain standing as the API shows it (hundredths become output units)."""
+    """A domain standing as the API shows it (ten-thousandths become output units)."""
     return RaceStanding(
         rank=standing.rank,
         racer_id=standing.racer_id,
         name=standing.name,
-        total_output=centi_to_output(standing.total),
-        output=centi_to_output(standing.output),
+        total_output=e4_to_output(standing.total),
+        output=e4_to_output(standing.output),
         second=standing.second,
     )
 
@@ -194,7 +194,7 @@ def _class_standing(rank: int, result: FinalResult) -> ClassStanding:
         rank=rank,
         racer_id=result.racer_id,
         name=result.name,
-        total_output=centi_to_output(result.total),
+        total_output=e4_to_output(result.total),
         race_id=result.race_id,
         achieved_at=iso(result.achieved_at),
     )

@@ -3,8 +3,9 @@
 from leaderboard.domain.messages import (
     MalformedMessageError,
     RacerMessage,
-    centi_to_output,
-    output_centi,
+    e4_to_output,
+    output_e4,
+    outputs_e4,
     parse_message,
 )
 from leaderboard.domain.ports import MergeOutcome, RaceStore
@@ -39,10 +40,11 @@ __all__ = [
     "apply_to_bucket",
     "apply_window",
     "bucket_of",
-    "centi_to_output",
     "close_stale_races",
+    "e4_to_output",
     "order_key",
-    "output_centi",
+    "output_e4",
+    "outputs_e4",
     "parse_message",
     "rank_scores",
 ]

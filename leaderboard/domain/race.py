@@ -39,7 +39,7 @@ class RaceDelta:
         racer = self.racers.get(message.racer_id)
         if racer is None:
             racer = self.racers[message.racer_id] = RacerDelta(name=message.name)
-        racer.add(message.second, message.output_centi, name=message.name, final=message.is_final)
+        racer.add(message.second, message.output_e4, name=message.name, final=message.is_final)
         ts = message.device_timestamp
         self.first_device_ts = ts if not self.messages else min(self.first_device_ts, ts)
         self.last_device_ts = max(self.last_device_ts, ts)
@@ -155,5 +155,5 @@ class FinalResult:
     racer_id: int
     name: str
     race_id: int
-    total: int  # hundredths
+    total: int  # ten-thousandths
     achieved_at: datetime

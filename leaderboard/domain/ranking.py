@@ -15,8 +15,8 @@ class Standing:
     rank: int
     racer_id: int
     name: str
-    total: int  # hundredths
-    output: int  # hundredths, the latest second's output
+    total: int  # ten-thousandths
+    output: int  # ten-thousandths, the latest second's output
     second: int  # the latest second counted
     final: bool = False
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 @dataclass(slots=True)
 class RacerDelta:
-    """Per-second outputs (hundredths) seen for one racer in one batch or window."""
+    """Per-second outputs (ten-thousandths) seen for one racer in one batch or window."""
 
     name: str
     outputs: dict[int, int] = field(default_factory=dict)
@@ -64,10 +64,10 @@ class RacerScore:
 
     racer_id: int
     name: str
-    total: int = 0  # hundredths
+    total: int = 0  # ten-thousandths
     seen: int = 0  # bitmap: bit s set when second s has been counted
     last_second: int = -1
-    last_output: int = 0  # hundredths, the output at last_second
+    last_output: int = 0  # ten-thousandths, the output at last_second
     final: bool = False
 
     @property

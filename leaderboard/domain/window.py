@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from leaderboard.domain.messages import RacerMessage, RacerReading, ReadingColumns, columns_of
+from leaderboard.domain.messages import RacerMessage, RacerReading, ReadingColumns, columns_of, outputs_e4
 from leaderboard.domain.race import RaceDelta
 from leaderboard.domain.scoring import RacerDelta
 
@@ -169,7 +169,7 @@ class WindowAccumulator:
         _, racer_ids, seconds, cadences, resistances, names, timestamps, events, _ = columns
         chunk.racer_ids += racer_ids
         chunk.seconds += seconds
-        chunk.outputs += [round((c + 35) * (r + 65)) for c, r in zip(cadences, resistances, strict=True)]
+        chunk.outputs += outputs_e4(cadences, resistances)
         if "final" in events:
             chunk.finals += [start + i for i, event in enumerate(events) if event == "final"]
         latest = dict(zip(racer_ids, names, strict=True))

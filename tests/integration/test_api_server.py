@@ -19,7 +19,7 @@ from leaderboard.adapters.dynamodb import DynamoRaceStore
 from leaderboard.api import reset
 from leaderboard.api.handler import lambda_handler
 from leaderboard.domain import RacerScore, rank_scores
-from leaderboard.domain.messages import centi_to_output
+from leaderboard.domain.messages import e4_to_output
 from tests.unit.test_api_support import (
     REGION,
     SECRET,
@@ -51,7 +51,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def seeded(endpoint: str) -> dict[int, int]:
-    """The race and a class board in the server's table; returns racer -> total (hundredths)."""
+    """The race and a class board in the server's table; returns racer -> total (ten-thousandths)."""
     client = boto3.client(
         "dynamodb",
         region_name=REGION,
@@ -65,7 +65,7 @@ def seeded(endpoint: str) -> dict[int, int]:
     messages = [message(RACE, r, s, cadence=40 + (r * 7 + s) % 40) for r in range(RACERS) for s in range(2)]
     write_messages(store, messages)
     store.record_results([personal_best(3, r, 1000 * (r % 7), race_id=RACE) for r in range(50)])
-    return {r: sum((40 + (r * 7 + s) % 40 + 35) * 100 for s in range(2)) for r in range(RACERS)}
+    return {r: sum((40 + (r * 7 + s) % 40 + 35) * 100 * 100 for s in range(2)) for r in range(RACERS)}
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_paging_a_large_race_matches_the_ranking(get: Any, seeded: dict[int, int
         if cursor is None:
             break
     assert [(r["rank"], r["racerId"], r["totalOutput"]) for r in rows] == [
-        (s.rank, s.racer_id, centi_to_output(s.total)) for s in expected
+        (s.rank, s.racer_id, e4_to_output(s.total)) for s in expected
     ]
 
 

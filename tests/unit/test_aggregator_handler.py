@@ -16,9 +16,10 @@ from consumers.aggregator.core import WindowAggregator
 from consumers.quarantine import SqsQuarantine
 from consumers.settings import aggregator_settings
 from leaderboard.adapters.dynamodb import DynamoRaceStore
-from leaderboard.domain import RaceDelta, RacerMessage, centi_to_output, rank_scores
+from leaderboard.domain import RaceDelta, RacerMessage, e4_to_output, rank_scores
 from streamformat import encode_aggregated, encode_batch
 from tests.support.events import kinesis_event, kinesis_record, window_event
+from tests.support.oracle import js_output_e4
 from tests.support.tables import create_races_table
 
 RACE = 5_400_802
@@ -40,7 +41,7 @@ def message(racer: int, second: int, *, event: str = "update", race: int = RACE)
 
 def output(racer: int, second: int) -> int:
     m = message(racer, second)
-    return round((m["cadence"] + 35) * (m["resistance"] + 65))
+    return js_output_e4(m["cadence"], m["resistance"])
 
 
 class Stack:
@@ -254,7 +255,7 @@ def test_writes_per_window_are_bounded_by_buckets(stack: Stack) -> None:
     # racers 1..1000 span buckets 0..10; plus one summary item.
     assert summary.report.items_written <= -(-racers // 100) + 2
     ranked = rank_scores(stack.store.load_scores(RACE))
-    assert len(ranked) == racers and centi_to_output(ranked[0].total) > 0
+    assert len(ranked) == racers and e4_to_output(ranked[0].total) > 0
 
 
 def test_ten_thousand_racers_fit_the_item_limit(stack: Stack) -> None:

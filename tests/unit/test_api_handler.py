@@ -118,11 +118,27 @@ def test_leaderboard_ranks_ties_per_the_contract(api: LocalApi) -> None:
     }
 
 
-def test_output_keeps_hundredths(api: LocalApi) -> None:
-    # (61 + 35) * (36 + 65) = 9696 hundredths
+def test_whole_efforts_keep_their_two_decimals(api: LocalApi) -> None:
+    # (61 + 35) * (36 + 65) / 100 = 96.96
     write_messages(api.store, [message(7, 1, 0, cadence=61, resistance=36)])
     standing = api.get("/races/7/leaderboard").body["standings"][0]
     assert (standing["totalOutput"], standing["output"]) == (96.96, 96.96)
+
+
+def test_fractional_outputs_keep_four_decimals_rounded_like_the_original(api: LocalApi) -> None:
+    # Given seconds whose outputs print as 94.41125 (binary: just below) and 56.385349999999995
+    # (parses back to a half once shifted), which the original sample rounds up to 94.4113 and 56.3854
+    write_messages(
+        api.store,
+        [
+            message(7, 1, 1, cadence=82.5, resistance=15.35),
+            message(7, 1, 2, cadence=22.95, resistance=32.3),
+        ],
+    )
+    # When the leaderboard is read
+    standing = api.get("/races/7/leaderboard").body["standings"][0]
+    # Then the total is their exact sum at four decimals and the latest output is the second's own
+    assert (standing["totalOutput"], standing["output"]) == (150.7967, 56.3854)
 
 
 def test_race_is_final_when_every_racer_finished(api: LocalApi) -> None:
@@ -290,14 +306,14 @@ def test_no_races_is_an_empty_list(api: LocalApi) -> None:
 
 def test_class_board_keeps_each_racers_best(api: LocalApi) -> None:
     api.store.record_results(
-        [personal_best(3, 1, 50_000, race_id=10), personal_best(3, 2, 40_000, race_id=10)]
+        [personal_best(3, 1, 5_000_000, race_id=10), personal_best(3, 2, 4_000_000, race_id=10)]
     )
     # A worse result does not replace a best; a better one does
     api.store.record_results(
-        [personal_best(3, 1, 10_000, race_id=11), personal_best(3, 2, 60_000, race_id=11)]
+        [personal_best(3, 1, 1_000_000, race_id=11), personal_best(3, 2, 6_000_000, race_id=11)]
     )
     # Other classes stay out
-    api.store.record_results([personal_best(4, 3, 99_000, race_id=12)])
+    api.store.record_results([personal_best(4, 3, 9_900_000, race_id=12)])
     body = api.get("/classes/3/leaderboard").body
     assert body == {
         "classId": 3,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from leaderboard.adapters.dynamodb import DynamoRaceStore
+from leaderboard.adapters.items import BUCKET_FORMAT, decode_scores, encode_scores, pb_rank_key
 from leaderboard.adapters.queries import DynamoLeaderboardQueries
 from tests.unit.test_api_support import (
     T0,
@@ -87,3 +89,61 @@ def test_personal_bests_page_after_a_key_best_first(
     assert [p.racer_id for p in reads.personal_bests(3, (700, 3), 2)] == [5, 1]
     assert [p.racer_id for p in reads.personal_bests(3, (500, 1), 10)] == [4]
     assert reads.personal_bests(3, (100, 4), 10) == []
+
+
+# -- scores stored in hundredths before scores moved to ten-thousandths --------------------------------
+
+
+def legacy_personal_best(table: Any, class_id: int, racer_id: int, hundredths: int) -> None:
+    """A personal best as written before items carried a ``scale``: ``best`` in hundredths."""
+    table.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": f"CLASS#{class_id}"},
+            "sk": {"S": f"PB#{racer_id:012d}"},
+            "best": {"N": str(hundredths)},
+            "name": {"S": f"Racer {racer_id}"},
+            "raceId": {"N": "1"},
+            "achievedAt": {"S": "2026-11-21T16:00:00.000Z"},
+            "classId": {"N": str(class_id)},
+            "racerId": {"N": str(racer_id)},
+            "gsi1pk": {"S": f"CLASS#{class_id}"},
+            "gsi1sk": {"S": pb_rank_key(hundredths, racer_id)},
+        },
+    )
+
+
+def test_a_legacy_bucket_is_read_in_ten_thousandths_and_rewritten(
+    table: Any, store: DynamoRaceStore, reads: DynamoLeaderboardQueries
+) -> None:
+    # Given a race whose bucket was written in format 1 (hundredths): 9696 = (61 + 35) * (36 + 65)
+    write_messages(store, [message(70, 1, 0, cadence=61, resistance=36)])
+    key = {"pk": {"S": "RACE#70"}, "sk": {"S": "BUCKET#000000"}}
+    item = table.get_item(TableName=TABLE, Key=key)["Item"]
+    legacy = decode_scores(bytes(item["racers"]["B"]))
+    legacy = {
+        r: replace(sc, total=sc.total // 100, last_output=sc.last_output // 100) for r, sc in legacy.items()
+    }
+    table.put_item(TableName=TABLE, Item=item | {"fmt": {"N": "1"}, "racers": {"B": encode_scores(legacy)}})
+    # When it is read, and when a new second is folded into it
+    assert [(s.total, s.last_output) for s in reads.load_scores(70)] == [(969_600, 969_600)]
+    write_messages(store, [message(70, 1, 1, cadence=61.5, resistance=36)])
+    # Then the old second counts in ten-thousandths next to the new one, and the bucket is format 2
+    rewritten = table.get_item(TableName=TABLE, Key=key)["Item"]
+    assert rewritten["fmt"] == {"N": str(BUCKET_FORMAT)}
+    assert [s.total for s in reads.load_scores(70)] == [969_600 + 974_650]  # 96.5 * 101 / 100 = 97.465
+
+
+def test_a_legacy_personal_best_is_compared_and_read_in_ten_thousandths(
+    table: Any, store: DynamoRaceStore, reads: DynamoLeaderboardQueries
+) -> None:
+    # Given personal bests stored in hundredths: 500.00 and 300.00
+    legacy_personal_best(table, 3, 1, 50_000)
+    legacy_personal_best(table, 3, 2, 30_000)
+    # When racer 1 offers 499.9999 and 500.0000 (not better) and racer 2 offers 300.0001 (better)
+    assert store.record_results([personal_best(3, 1, 4_999_999, race_id=9)]) == 0
+    assert store.record_results([personal_best(3, 1, 5_000_000, race_id=9)]) == 0
+    assert store.record_results([personal_best(3, 2, 3_000_001, race_id=9)]) == 1
+    # Then the legacy best is read in ten-thousandths and the better result replaced the other
+    by_racer = {p.racer_id: (p.total, p.race_id) for p in reads.personal_bests(3, None, 10)}
+    assert by_racer == {1: (5_000_000, 1), 2: (3_000_001, 9)}

@@ -115,13 +115,13 @@ def message(
     racer_id: int,
     second: int,
     *,
-    cadence: int = 60,
-    resistance: int = 35,
+    cadence: float = 60,
+    resistance: float = 35,
     class_id: int = 3,
     name: str | None = None,
     final: bool = False,
 ) -> RacerMessage:
-    """One racer message; output is (cadence + 35) * (resistance + 65) hundredths."""
+    """One racer message; output is (cadence + 35) * (resistance + 65) * 100 ten-thousandths."""
     return RacerMessage.model_validate(
         {
             "event": "final" if final else "update",
@@ -146,7 +146,7 @@ def write_messages(store: DynamoRaceStore, messages: Iterable[RacerMessage]) -> 
 
 
 def personal_best(class_id: int, racer_id: int, total: int, race_id: int, *, name: str = "") -> FinalResult:
-    """A personal-best candidate of ``total`` hundredths."""
+    """A personal-best candidate of ``total`` ten-thousandths."""
     return FinalResult(
         class_id=class_id,
         racer_id=racer_id,

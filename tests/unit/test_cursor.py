@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -84,3 +86,12 @@ def test_garbage_is_refused(garbage: str) -> None:
 def test_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least"):
         CursorCodec(b"short")
+
+
+def test_a_cursor_from_before_scores_moved_to_ten_thousandths_has_expired() -> None:
+    # Given a genuine version 1 cursor (its key a total in hundredths), signed with our secret
+    payload = json.dumps([1, "race:1:leaderboard", [12345, 7]], separators=(",", ":")).encode()
+    old = _token(payload + hmac.new(SECRET, payload, hashlib.sha256).digest())
+    # Then it is refused rather than resuming the page at the wrong row
+    with pytest.raises(InvalidCursorError, match="expired"):
+        codec.decode(old, "race:1:leaderboard", 2)

@@ -91,7 +91,7 @@ def test_summary_change_publishes_ranked_top_standings(stack: Stack) -> None:
     body = stack.published[0][1]
     assert body["raceId"] == RACE and body["status"] == "live" and body["racers"] == 3
     assert [(s["rank"], s["racerId"]) for s in body["standings"]] == [(1, 2), (1, 3)]  # top_n = 2
-    assert body["standings"][0]["totalOutput"] == round((80 + 35) * (50 + 65) / 100, 2)
+    assert body["standings"][0]["totalOutput"] == (80 + 35) * (50 + 65) / 100
     assert summary.freshness_ms == [9_000]
 
 
@@ -170,7 +170,7 @@ def test_closer_closes_idle_races_and_records_results(stack: Stack) -> None:
     pb = stack.ddb.get_item(
         TableName=stack.table, Key={"pk": {"S": "CLASS#2"}, "sk": {"S": "PB#000000000002"}}
     )
-    assert int(pb["Item"]["best"]["N"]) == (70 + 35) * (50 + 65)
+    assert int(pb["Item"]["best"]["N"]) == (70 + 35) * (50 + 65) * 100  # ten-thousandths
 
 
 def test_closer_leaves_a_race_that_moved_on(stack: Stack) -> None:
@@ -189,5 +189,5 @@ def test_late_seconds_after_close_still_count_and_update_the_best(stack: Stack) 
     pb = stack.ddb.get_item(
         TableName=stack.table, Key={"pk": {"S": "CLASS#2"}, "sk": {"S": "PB#000000000001"}}
     )
-    assert int(pb["Item"]["best"]["N"]) == 2 * (60 + 35) * (50 + 65)
+    assert int(pb["Item"]["best"]["N"]) == 2 * (60 + 35) * (50 + 65) * 100
     assert stack.store.get_race(RACE).status == "final"  # type: ignore[union-attr]

@@ -7,14 +7,14 @@ from functools import reduce
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leaderboard.domain import RacerDelta, RacerScore, output_centi
+from leaderboard.domain import RacerDelta, RacerScore, output_e4
 
 # A given (racer, second) always carries the same output, as re-deliveries of one message do.
 seconds = st.integers(min_value=0, max_value=400)
 
 
 def output_of(second: int) -> int:
-    return output_centi(30 + second % 61, 33 + (second * 7) % 54)
+    return output_e4(30 + second % 61, 33 + (second * 7) % 54)
 
 
 @st.composite
@@ -33,8 +33,8 @@ def fresh() -> RacerScore:
 
 
 def test_output_formula_matches_the_contract() -> None:
-    # (72 + 35) * (55 + 65) / 100 = 128.4 -> 12840 hundredths
-    assert output_centi(72, 55) == 12840
+    # (72 + 35) * (55 + 65) / 100 = 128.4 -> 1284000 ten-thousandths
+    assert output_e4(72, 55) == 1_284_000
 
 
 @given(deltas(), deltas())

@@ -107,7 +107,7 @@ def test_extra_fields_are_ignored() -> None:
         b'{"event":"update","deviceTimestamp":1,"second":1,"raceId":1,"name":"A","racerId":1,'
         b'"classId":1,"cadence":72,"resistance":55,"heartRate":140}'
     )
-    assert m.output_centi == 12840
+    assert m.output_e4 == 1_284_000
 
 
 VALID = {
