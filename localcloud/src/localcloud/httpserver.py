@@ -50,6 +50,8 @@ WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _Scope = MutableMapping[str, Any]
 _Receive = Callable[[], Coroutine[Any, Any, MutableMapping[str, Any]]]
 _Send = Callable[[MutableMapping[str, Any]], Coroutine[Any, Any, None]]
+# What a handler thread hands back: status, headers, the body not sent yet, whether it streamed.
+_Answer = tuple[int, list[tuple[bytes, bytes]], list[bytes], bool]
 
 #: The environ key holding the request's headers as received: ``[(name, value), ...]`` in order,
 #: repeats kept, names lower-cased. WSGI's ``HTTP_*`` keys lose order, repeats and ``_`` vs ``-``.
@@ -196,16 +198,36 @@ class _WsgiBridge:
                 body = io.BufferedReader(_StreamingInput(b"".join(chunks), receive, loop), 1 << 16)
                 break
         environ = _environ(scope, body)
-        status, headers, pieces, streamed = await loop.run_in_executor(
-            self._executor, self._run_app, environ, send, loop
-        )
+        status, headers, pieces, streamed = await self._in_thread(loop, environ, send)
         if not streamed:
             await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"".join(pieces), "more_body": False})
 
-    def _run_app(
-        self, environ: Environ, send: _Send, loop: asyncio.AbstractEventLoop
-    ) -> tuple[int, list[tuple[bytes, bytes]], list[bytes], bool]:
+    def _in_thread(
+        self, loop: asyncio.AbstractEventLoop, environ: Environ, send: _Send
+    ) -> asyncio.Future[_Answer]:
+        """Run the app on the pool; the result arrives on the loop, unless the loop has gone."""
+        waiter: asyncio.Future[_Answer] = loop.create_future()
+
+        def hand_over(done: Future[_Answer]) -> None:
+            if waiter.cancelled():
+                return
+            if done.cancelled():
+                waiter.cancel()
+            elif (error := done.exception()) is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(done.result())
+
+        def finished(done: Future[_Answer]) -> None:
+            # A handler that outlives stop() finds the loop closed: nobody waits for it any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(hand_over, done)
+
+        self._executor.submit(self._run_app, environ, send, loop).add_done_callback(finished)
+        return waiter
+
+    def _run_app(self, environ: Environ, send: _Send, loop: asyncio.AbstractEventLoop) -> _Answer:
         """Call the app on a pool thread: (status, headers, body not yet sent, whether it streamed)."""
         response: dict[str, Any] = {}
         streamed = False
