@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from leaderboard.domain import (
     CorruptWindowError,
     MalformedMessageError,
+    RaceDelta,
+    RacerDelta,
     RacerMessage,
+    RacerScore,
     WindowAccumulator,
+    output_e4,
     parse_message,
 )
-from leaderboard.domain.messages import columns_of, parse_reading_array, quick_columns
+from leaderboard.domain.messages import columns_of, parse_reading, parse_reading_array, quick_columns
 from leaderboard.domain.window import ChunkColumns, PendingRace
 
 
@@ -155,3 +161,85 @@ def test_the_column_check_takes_plain_valid_batches() -> None:
     array = orjson.dumps([VALID, {**VALID, "racerId": 102, "event": "final", "extra": [1]}])
     columns = quick_columns(array)
     assert columns is not None and columns.racer_ids == (101, 102) and columns.events == ("update", "final")
+
+
+# -- conflicting outputs for one (racer, second): the largest is kept, whatever the order --------------
+
+CONFLICTING = (60, 90, 70)  # cadences of three messages for racer 1's second 5
+LARGEST = output_e4(90, 50)
+
+
+def _fold(window: WindowAccumulator, batches: list[list[RacerMessage]], how: str) -> WindowAccumulator:
+    """Fold batches in: into one window, across snapshots, or with the deltas looked at in between."""
+    for batch in batches:
+        if how == "snapshot":
+            window = WindowAccumulator(*window.snapshot())
+        window.add_all(batch)
+        if how == "looked at":
+            _ = window.races  # replays what came so far; later batches fold into those deltas
+    return window
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(CONFLICTING)), ids=str)
+@pytest.mark.parametrize("split", ["one batch", "one per batch"])
+@pytest.mark.parametrize("how", ["plain", "snapshot", "looked at"])
+def test_conflicting_outputs_for_one_second_keep_the_largest(
+    order: tuple[int, ...], split: str, how: str
+) -> None:
+    # Given three messages for racer 1's second 5 that disagree, next to racer 2's ordinary seconds
+    messages = [msg(1, 5, cadence=c) for c in order]
+    batches = (
+        [[*messages, msg(2, 5)]] if split == "one batch" else [[m, msg(2, i)] for i, m in enumerate(messages)]
+    )
+    # When the window folds them in
+    window = _fold(WindowAccumulator(), batches, how)
+    # Then the second counts the largest output once, and the rest of the delta is untouched
+    racer = window.races[42].racers[1]
+    assert racer.outputs == {5: LARGEST}
+    assert racer.last_second == 5
+    assert window.races[42].messages == sum(map(len, batches))
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(CONFLICTING)), ids=str)
+def test_message_by_message_and_joined_deltas_keep_the_largest_too(order: tuple[int, ...]) -> None:
+    one_by_one = RaceDelta(race_id=42, class_id=3)
+    for cadence in order:
+        one_by_one.add(msg(1, 5, cadence=cadence))
+    assert one_by_one.racers[1].outputs == {5: LARGEST}
+    deltas = [RacerDelta("R1", {5: output_e4(c, 50)}) for c in order]
+    assert functools.reduce(RacerDelta.join, deltas).outputs == {5: LARGEST}
+    # and a stored score counts the second once, with the largest output when it came in one window
+    assert RacerScore(racer_id=1, name="R1").apply(one_by_one.racers[1]).total == LARGEST
+
+
+# -- the upper bound on `second`: the model and the batch fast path agree on both sides ----------------
+
+CONTRACT_LAST_SECOND = 86_399  # a race lasts at most a day (seconds 0 .. 86,399)
+
+
+def _with_second(second: int) -> dict[str, object]:
+    return {**VALID, "second": second}
+
+
+@given(
+    st.integers(CONTRACT_LAST_SECOND - 3, CONTRACT_LAST_SECOND + 3) | st.integers(0, 2 * CONTRACT_LAST_SECOND)
+)
+@example(CONTRACT_LAST_SECOND)
+@example(CONTRACT_LAST_SECOND + 1)
+def test_second_is_accepted_up_to_the_last_second_of_a_day_and_refused_above(second: int) -> None:
+    payload = orjson.dumps(_with_second(second))
+    batch = orjson.dumps([VALID, _with_second(second)])
+    if second <= CONTRACT_LAST_SECOND:
+        assert parse_message(payload).second == second
+        assert parse_reading(payload)["second"] == second
+        columns = quick_columns(batch)
+        assert columns is not None and columns.seconds == (VALID["second"], second)
+        assert columns == columns_of(parse_reading_array(batch))
+    else:
+        with pytest.raises(MalformedMessageError, match="second"):
+            parse_message(payload)
+        with pytest.raises(MalformedMessageError, match="second"):
+            parse_reading(payload)
+        with pytest.raises(MalformedMessageError, match="second"):
+            parse_reading_array(batch)
+        assert quick_columns(batch) is None
