@@ -132,6 +132,26 @@ def test_post_body_head_and_keep_alive(infos):
     assert chunked.status_code == 200 and chunked.json()["body"] == '{"a":1}'
 
 
+def test_large_bodies_stream_in_and_bodies_over_the_limit_are_refused(infos):
+    # Given a 3 MB body (the server streams it to the front door) and one over API Gateway's 10 MB
+    base = infos["RaceApi"].base_url
+    large = json.dumps({"name": "x" * 3_000_000})
+    with requests.Session() as session:
+        # When both are posted, the large one also chunked (no Content-Length)
+        posted = session.post(f"{base}/races", data=large, timeout=30)
+        chunked = session.post(
+            f"{base}/races",
+            data=(large[i : i + 65536].encode() for i in range(0, len(large), 65536)),
+            timeout=30,
+        )
+        too_long = session.post(f"{base}/races", data=b"x" * (10 * 1024 * 1024 + 1), timeout=30)
+
+    # Then the large ones arrive whole, and the one over the limit is a 400
+    assert posted.status_code == 200 and posted.json()["body"] == large
+    assert chunked.status_code == 200 and chunked.json()["body"] == large
+    assert too_long.status_code == 400 and too_long.json() == {"message": "Request Too Long"}
+
+
 def test_concurrent_requests_are_served_in_parallel(deployed):
     # Given a function that takes 0.3 s
     def slow_echo(event, context):
