@@ -11,9 +11,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     DynamoDBStreamLambdaOnFailureDestinationModel,
     DynamoDBStreamModel,
 )
-from moto.dynamodb.models import dynamodb_backends
-
-from .esm_support import (
+from esm_support import (
     ACCOUNT,
     REGION,
     Aws,
@@ -24,6 +22,7 @@ from .esm_support import (
     make_engine,
     moto_endpoint,
 )
+from moto.dynamodb.models import dynamodb_backends
 
 __all__ = ["aws", "invoker", "make_engine", "moto_endpoint"]
 

@@ -8,9 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from localcloud.esm import EngineSettings
-
-from .esm_support import (
+from esm_support import (
     ACCOUNT,
     FAST,
     REGION,
@@ -25,6 +23,7 @@ from .esm_support import (
     moto_endpoint,
     wait_for,
 )
+from localcloud.esm import EngineSettings
 
 __all__ = ["aws", "invoker", "make_engine", "moto_endpoint"]
 

@@ -7,11 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from localcloud.esm import EventPattern, PatternError, RecordFilter
-
-from .esm_support import (
+from esm_support import (
     Aws,
     EngineFactory,
     RecordingInvoker,
@@ -21,6 +17,9 @@ from .esm_support import (
     make_engine,
     moto_endpoint,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+from localcloud.esm import EventPattern, PatternError, RecordFilter
 
 __all__ = ["aws", "invoker", "make_engine", "moto_endpoint"]
 

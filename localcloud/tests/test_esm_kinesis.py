@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities.parser.models import KinesisDataStreamModel
-from localcloud.esm import EngineSettings, MappingEngine
-
-from .esm_support import (
+from esm_support import (
     ACCOUNT,
     FAST,
     REGION,
@@ -25,6 +23,7 @@ from .esm_support import (
     seq_of,
     wait_for,
 )
+from localcloud.esm import EngineSettings, MappingEngine
 
 __all__ = ["aws", "invoker", "make_engine", "moto_endpoint"]
 

@@ -8,9 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from localcloud.esm.worker import substream_of
-
-from .esm_support import (
+from esm_support import (
     Aws,
     EngineFactory,
     RecordingInvoker,
@@ -20,6 +18,7 @@ from .esm_support import (
     make_engine,
     moto_endpoint,
 )
+from localcloud.esm.worker import substream_of
 
 __all__ = ["aws", "invoker", "make_engine", "moto_endpoint"]
 

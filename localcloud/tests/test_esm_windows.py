@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_lambda_powertools.utilities.parser.models import KinesisDataStreamModel
-
-from .esm_support import (
+from esm_support import (
     Aws,
     Call,
     EngineFactory,
