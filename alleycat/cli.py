@@ -121,7 +121,8 @@ def _print_stack(info: dict[str, Any]) -> None:
     table = Table(title="Alleycat is running locally", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    for key in ("endpoint_url", "api_url", "mqtt_url", "dashboard_url", "iot_data_url", "region"):
+    keys = ("endpoint_url", "api_url", "mqtt_url", "dashboard_url", "viewer_url", "iot_data_url", "region")
+    for key in keys:
         table.add_row(key, str(info.get(key, "")))
     for name, stack in info["stacks"].items():
         for key, value in stack["outputs"].items():
@@ -201,7 +202,20 @@ def cmd_race(args: argparse.Namespace) -> int:
             in_process.stop()
 
 
+def _print_pages(config: Path) -> None:
+    """The local stack's pages, printed before the race so a browser can watch it from its start."""
+    try:
+        info = orjson.loads(config.read_bytes())
+    except (OSError, ValueError):
+        return
+    for label, key in (("live leaderboard", "viewer_url"), ("dashboard", "dashboard_url")):
+        if info.get(key):
+            console.print(f"{label}: {info[key]}", soft_wrap=True)
+
+
 def _race(args: argparse.Namespace, target: StackTarget) -> int:
+    if target.is_local:
+        _print_pages(args.local_config)
     # Device timestamps start now, so the screen can tell how far behind the racers standings are.
     specs = plan_races(
         args.classes,

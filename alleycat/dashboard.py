@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import webbrowser
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +47,22 @@ def status_routes(status: StatusPages) -> dict[str, Route]:
     return {"/status": page, "/status.json": snapshot}
 
 
-def local_dashboard_server(endpoint_url: str, region: str, status: StatusPages) -> DashboardServer:
-    """The dashboard page of a running local stack (at ``endpoint_url``): every dashboard deployed."""
+def local_dashboard_server(
+    endpoint_url: str, region: str, status: StatusPages, viewer: Mapping[str, Route] | None = None
+) -> DashboardServer:
+    """The dashboard page of a running local stack (at ``endpoint_url``): every dashboard deployed.
+
+    ``viewer``: the viewer page's routes (alleycat.viewer_page), served on the same port.
+    """
     source = MetricSource(cloudwatch_clients(endpoint_url=endpoint_url, region=region))
+    links = {"Event source mappings and stack outputs": "/status"}
+    if viewer:
+        links["Live leaderboard"] = "/viewer/"
     return DashboardServer(
         source,
         title="Alleycat · local",
-        routes=status_routes(status),
-        links={"Event source mappings and stack outputs": "/status"},
+        routes=status_routes(status) | dict(viewer or {}),
+        links=links,
     )
 
 

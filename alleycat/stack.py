@@ -23,6 +23,8 @@ from localcloud.templates import load_template
 from alleycat.artifacts import BUILT_TEMPLATE
 from alleycat.dashboard import local_dashboard_server
 from alleycat.status import StatusServer
+from alleycat.viewer_page import PREFIX as VIEWER_PREFIX
+from alleycat.viewer_page import viewer_config, viewer_routes
 from localcloud import IncompatibleStateError, LocalCloud
 
 DEFAULT_HOME = Path(".alleycat")
@@ -109,7 +111,12 @@ class LocalStack:
             # The dashboard page serves the status page (/status, /status.json) beside the
             # dashboards, so the status server's own port is bound but not served.
             self.status = StatusServer(self)
-            self.dashboard = local_dashboard_server(self.cloud.endpoint_url, self.cloud.region, self.status)
+            self.dashboard = local_dashboard_server(
+                self.cloud.endpoint_url,
+                self.cloud.region,
+                self.status,
+                viewer=viewer_routes(self.viewer_config()),
+            )
             self.dashboard.start()
         except IncompatibleStateError as exc:
             self.stop()
@@ -144,6 +151,17 @@ class LocalStack:
         self.stacks[name] = stack
         return stack
 
+    def viewer_config(self) -> dict[str, Any]:
+        """The viewer page's config.json: this stack's API and MQTT-over-WebSocket, no Cognito."""
+        assert self.cloud is not None and self.iot is not None and self.api is not None
+        outputs = self.stacks[MAIN_STACK].outputs if MAIN_STACK in self.stacks else {}
+        return viewer_config(
+            api_url=outputs.get("ApiUrl", self.api.url),
+            mqtt_url=self.iot.ws_url,
+            region=self.cloud.region,
+            topic_prefix=outputs.get("IotTopicPrefix", "alleycat"),
+        )
+
     def describe(self) -> dict[str, Any]:
         """The local.json content (architecture.md's contract)."""
         assert self.cloud is not None and self.iot is not None and self.api is not None
@@ -154,6 +172,7 @@ class LocalStack:
             "api_url": main.outputs.get("ApiUrl", self.api.url),
             "mqtt_url": self.iot.ws_url,
             "dashboard_url": self.dashboard.url if self.dashboard else "",
+            "viewer_url": f"{self.dashboard.url.rstrip('/')}{VIEWER_PREFIX}" if self.dashboard else "",
             "iot_data_url": self.iot.data_url,
             "mqtt_tcp_url": self.iot.mqtt_url,
             "stacks": {name: {"outputs": s.outputs} for name, s in self.stacks.items()},
