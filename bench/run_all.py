@@ -27,6 +27,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 import bench_aggregator  # noqa: E402
+import bench_lifo  # noqa: E402
 import bench_live  # noqa: E402
 import bench_producer  # noqa: E402
 
@@ -39,6 +40,7 @@ GOALS: list[tuple[str, str]] = [
     ("freshness_p50_s", "<= window + 1.5"),
     ("freshness_p99_s", "<= window + 3"),
     ("api_p99_ms", "< 50"),
+    ("lifo_newest10_wait_p50_s", "< fifo_newest10_wait_p50_s"),
 ]
 
 
@@ -149,6 +151,8 @@ def main() -> None:
     figures.update(producer_figures(records=10_000, repetitions=3 if args.quick else 5))
     live, series = bench_live.run(args.quick, log)
     figures.update(live)
+    log("LIFO task queue vs a FIFO baseline, 5x overload, same run ...")
+    figures.update(bench_lifo.run(seconds=20 if args.quick else 60))
     figures.update(machine())
     figures["bench_seconds"] = round(time.monotonic() - started, 1)
 

@@ -35,15 +35,16 @@ def generate_load(
     """Create ``rate`` tasks per second for ``seconds`` seconds, handing each to ``submit``.
 
     Tasks are created on a fixed schedule (the i-th at start + i / rate), so a slow ``submit``
-    does not lower the rate unless it is slower than the schedule. Returns the tasks created.
+    does not lower the rate unless it is slower than the schedule; the run ends after ``seconds``
+    whatever was created. Returns the tasks created.
     """
     created: list[Task] = []
     started = time.monotonic()
     total = int(rate * seconds)
     next_report = 1.0
     for i in range(total):
-        if stop is not None and stop.is_set():
-            break
+        if (stop is not None and stop.is_set()) or time.monotonic() - started >= seconds:
+            break  # a submit slower than the schedule lowers the rate, never stretches the run
         due = started + i / rate
         wait = due - time.monotonic()
         if wait > 0:

@@ -94,8 +94,10 @@ def test_tasks_are_served_newest_first(run: dict[str, Any]) -> None:
     # so the tasks served waited little, although the backlog grew by 40 tasks a second
     waits = sorted(e.wait_s for e in during)
     assert waits[len(waits) // 2] < 2.0
+    # and the newest tenth of all tasks waited well under the TTL, which is what a FIFO's newest
+    # tasks wait under overload (served just before being shed, or not at all)
     newest_wait = newest_share_wait_p50(run["created"], run["entries"])
-    assert newest_wait is not None and newest_wait < 2.0
+    assert newest_wait is not None and newest_wait < TTL_S / 2
 
 
 def test_old_tasks_are_shed_by_ttl(run: dict[str, Any]) -> None:
