@@ -31,6 +31,10 @@ EXPECTED_SKIPPED = {
     "AWS::Cognito::IdentityPoolRoleAttachment",
     "AWS::SecretsManager::Secret",  # created by localcloud before the stack (dynamic references)
     "AWS::CloudWatch::Alarm",  # created by localcloud with PutMetricAlarm
+    # The viewer page's hosting: locally `alleycat up` serves the same files at viewer_url.
+    "AWS::CloudFront::Distribution",
+    "AWS::CloudFront::OriginAccessControl",
+    "AWS::S3::BucketPolicy",
 }
 
 
@@ -67,6 +71,11 @@ def test_translates_and_grants_no_wildcard_actions() -> None:
     assert statements
     for statement in statements:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement["Effect"] == "Deny":
+            # A deny grants nothing; the only one is the viewer bucket's TLS-only guard, which must
+            # cover every action to mean anything.
+            assert statement["Condition"] == {"Bool": {"aws:SecureTransport": False}}, statement
+            continue
         assert all("*" not in action for action in actions), statement
     publish = [s for s in statements if s["Action"] == "iot:Publish"]
     assert publish and all("topic/${TopicPrefix}/" in json.dumps(s["Resource"]) for s in publish)
