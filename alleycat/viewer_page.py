@@ -74,12 +74,43 @@ def viewer_routes(config: Mapping[str, Any], root: Path = VIEWER_DIR) -> dict[st
     return routes
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m alleycat.viewer_page --stack-name S [--region R] [--profile P]``: print config.json."""
+    import argparse  # noqa: PLC0415 - only the command line needs these
+    import sys  # noqa: PLC0415
+
+    import boto3  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog="python -m alleycat.viewer_page",
+        description="Print the viewer page's config.json for a deployed stack (upload it beside index.html).",
+    )
+    parser.add_argument("--stack-name", required=True)
+    parser.add_argument("--region")
+    parser.add_argument("--profile")
+    args = parser.parse_args(argv)
+    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    if session.region_name is None:
+        parser.error("no region: pass --region or configure one for the profile")
+    stack = session.client("cloudformation").describe_stacks(StackName=args.stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    endpoint = session.client("iot").describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    config = aws_viewer_config(outputs, region=session.region_name, iot_endpoint=endpoint)
+    sys.stdout.write(json.dumps(config, indent=2) + "\n")
+    return 0
+
+
 __all__ = [
     "LOCAL_IDENTITY",
     "PREFIX",
     "VIEWER_DIR",
     "aws_viewer_config",
+    "main",
     "viewer_config",
     "viewer_files",
     "viewer_routes",
 ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
