@@ -61,10 +61,16 @@ def _json(model: type[ApiModel], description: str) -> OpenAPIResponse:
 
 
 def _responses(ok: type[ApiModel], *errors: tuple[int, str]) -> dict[int, OpenAPIResponse]:
-    """The route's documented answers; powertools documents only these once any are given."""
+    """The route's documented answers; powertools documents only these once any are given.
+
+    Every route can also answer 500 and 503 (the exception table below), so both are declared:
+    a client reading the document must know a throttled read is 503 with ``Retry-After``.
+    """
     documented = {
         HTTPStatus.OK.value: _json(ok, "Success."),
         HTTPStatus.UNPROCESSABLE_ENTITY.value: _json(ErrorBody, "A parameter is missing or out of range."),
+        HTTPStatus.INTERNAL_SERVER_ERROR.value: _json(ErrorBody, "An unexpected error (details in the log)."),
+        HTTPStatus.SERVICE_UNAVAILABLE.value: _BUSY,
     }
     documented.update((status, _json(ErrorBody, description)) for status, description in errors)
     return documented
@@ -74,6 +80,10 @@ _THROTTLING = frozenset(
     {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
 )
 _BAD_CURSOR = (400, "The cursor is garbled, tampered with, or was issued for another request.")
+_BUSY: OpenAPIResponse = {
+    **_json(ErrorBody, "DynamoDB is still throttling after retries; try again after Retry-After."),
+    "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+}
 
 router = Router()  # type: ignore[no-untyped-call]  # powertools leaves __init__ unannotated
 
