@@ -19,7 +19,7 @@ ACTIONLINT := $(TOOLS)/bin/actionlint
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: setup lock test test-alleycat test-localcloud lint fmt clean up race bench build
+.PHONY: setup lock test test-alleycat test-localcloud lint lint-patterns fmt clean up race bench build
 
 setup: $(STAMP)
 
@@ -69,7 +69,7 @@ DURATION ?= 300
 race: setup
 	$(BIN)/alleycat race --racers $(RACERS) --duration $(DURATION)
 
-# Every benchmark (~6 minutes): a table, bench/results/latest.json and plots; see BENCHMARKS.md.
+# Every benchmark (~9 minutes): a table, bench/results/latest.json and plots; see BENCHMARKS.md.
 bench: setup
 	$(BIN)/python bench/run_all.py
 
@@ -80,6 +80,15 @@ lint: setup $(ACTIONLINT)
 		scripts functions/build.py
 	$(BIN)/cfn-lint template.yaml pipeline.yaml
 	$(ACTIONLINT)
+	$(MAKE) --no-print-directory lint-patterns
+
+# Each pattern stack is linted as the standalone project it is: its functions are all app.py, checked
+# one at a time against the pattern's shared layer.
+LIFO := patterns/lifo-queue
+lint-patterns: setup
+	$(BIN)/cfn-lint $(LIFO)/template.yaml $(LIFO)/baseline/template.yaml
+	$(BIN)/mypy $(LIFO)/src/shared $(LIFO)/lifo_load.py $(LIFO)/lifo_measure.py
+	for app in $(LIFO)/src/*/app.py; do MYPYPATH=$(LIFO)/src/shared $(BIN)/mypy $$app || exit 1; done
 
 fmt: setup
 	$(BIN)/ruff format .
