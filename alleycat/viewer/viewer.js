@@ -268,7 +268,7 @@ async function searchRacer(racerId) {
   try {
     const body = await api(`/races/${raceId}/racers/${racerId}`, { around: AROUND });
     notice("");
-    state.around = { raceId, racerId, standings: body.neighbours, live: false, at: new Date() };
+    state.around = { raceId, racerId, standings: body.neighbours, live: false, final: body.status === "final", at: new Date() };
     if (state.view === "race" && state.board?.raceId === raceId && body.status === "live") updateAroundFromBoard();
     else aroundBoard.render(state.around.standings, { animate: false });
   } catch (error) {
@@ -395,7 +395,8 @@ function render() {
   $("around").hidden = !around;
   if (around) {
     setText($("around-title"), `Around racer ${around.racerId} · race ${around.raceId}`);
-    setText($("around-note"), around.live ? "Follows the live standings." : `As of ${around.at.toLocaleTimeString()}.`);
+    const note = around.live ? "Follows the live standings." : around.final ? "Final results." : `As of ${around.at.toLocaleTimeString()}.`;
+    setText($("around-note"), note);
   }
   renderClock();
   renderPickers();

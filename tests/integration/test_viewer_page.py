@@ -130,7 +130,6 @@ def test_the_page_follows_a_live_race_and_ends_with_the_apis_results(
             (s["rank"], s["racerId"], s["totalOutput"]) for s in api["standings"]
         ]
         assert len(rows) == RACERS and final
-        browser.screenshot(shots / "viewer-final-desktop.png", width=1280, height=900)
 
         # The past-race picker lists the race, newest first; the all-time board is the API's
         options = browser.evaluate("[...document.getElementById('race-picker').options].map(o => o.value)")
@@ -173,6 +172,7 @@ def test_the_page_follows_a_live_race_and_ends_with_the_apis_results(
         assert browser.evaluate("document.querySelector('#board .row.followed')?.dataset.racerId") == str(
             middle
         )
+        browser.screenshot(shots / "viewer-final-desktop.png", width=1280, height=900)
         assert browser.errors() == [], "the page logged no errors"
 
 
