@@ -104,8 +104,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 def test_local_json_follows_the_contract(stack: dict[str, Any]) -> None:
     info = stack["info"]
-    for key in ("endpoint_url", "region", "api_url", "mqtt_url", "dashboard_url"):
+    for key in ("endpoint_url", "region", "api_url", "mqtt_url", "dashboard_url", "viewer_url"):
         assert info[key], key
+    viewer_config = _get(info["viewer_url"] + "config.json")
+    assert (viewer_config["apiUrl"], viewer_config["mqttUrl"]) == (info["api_url"], info["mqtt_url"])
     assert info["mqtt_url"].startswith("ws://127.0.0.1:") and info["mqtt_url"].endswith("/mqtt")
     outputs = info["stacks"]["alleycat"]["outputs"]
     for key in ("StreamName", "TableName", "ApiUrl", "DeadLetterQueueUrl", "IotTopicPrefix"):
@@ -144,6 +146,7 @@ def test_race_through_the_cli_matches_the_oracle(stack: dict[str, Any]) -> None:
             check=False,
         )
         assert race.returncode == 0, race.stdout + race.stderr
+        assert f"live leaderboard: {info['viewer_url']}" in race.stdout, "the page's URL, first"
         summary = json.loads(race.stdout.strip().splitlines()[-1])
         (race_id,) = summary["raceIds"]
         assert summary["sent"] == 2000 and summary["failed"] == 0
