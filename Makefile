@@ -19,7 +19,7 @@ ACTIONLINT := $(TOOLS)/bin/actionlint
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: setup lock test test-alleycat test-localcloud lint lint-patterns fmt clean up race bench build
+.PHONY: setup lock test test-alleycat test-localcloud lint lint-patterns fmt clean up race bench build viewer-bundle
 
 setup: $(STAMP)
 
@@ -58,6 +58,11 @@ test-alleycat: setup
 # One lean artifact per function under .aws-sam/build (functions/Makefile); `alleycat up` runs them.
 build: setup
 	$(BIN)/sam build
+
+# The viewer page's mqtt.js bundle, rebuilt from web/package-lock.json (needs Node.js; the bundle is
+# committed, so nothing else needs Node).
+viewer-bundle:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 # The local stack in the foreground: localcloud + template.yaml, API, MQTT, status page.
 up: setup
