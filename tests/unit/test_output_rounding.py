@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from leaderboard.domain import (
@@ -124,6 +124,7 @@ efforts = st.one_of(
 
 
 @given(st.lists(st.tuples(efforts, efforts), min_size=1, max_size=40))
+@settings(deadline=None)  # a busy machine must not fail it on time
 @example([(22.95, 32.3), (82.5, 15.35), (0, 0), (MAX_EFFORT, MAX_EFFORT), (-0.0, 0.0)])
 def test_batch_single_and_oracle_agree(pairs: list[tuple[float, float]]) -> None:
     """The hot path's shortcut, the exact single path and the oracle's independent one agree."""
