@@ -7,16 +7,16 @@ invocation seals the messages it accumulated into one *chunk*, and earlier chunk
 codec untouched (:class:`_StoredChunk` keeps their encoded form) until the window's last
 invocation replays them.
 
-State (version 3)::
+State (version 4)::
 
-    {"v": 3, "races": {"<raceId>": {
+    {"v": 4, "races": {"<raceId>": {
         "c": classId, "t0": firstDeviceTimestamp, "t1": lastDeviceTimestamp, "m": messages,
         "r": {"<racerId>": [name, finalSecond or -1, [second, output, ...]]},   # optional, see below
         "n": [[racerId, ...], [name, ...]],  # each racer's name as of the newest chunk
         "k": [[count, rows, finals, names], ...]}}}                            # chunks, oldest first
 
 A chunk's ``rows`` are its messages' columns in arrival order: ``[[racerId, ...], [second, ...],
-[output in hundredths, ...]]``, or, once a race's window holds more than ``COMPRESS_ABOVE_ROWS``
+[output in ten-thousandths, ...]]``, or, once a race's window holds more than ``COMPRESS_ABOVE_ROWS``
 messages (~15 bytes each as JSON), a string: base64 of the zlib-compressed little-endian columns,
 ``count`` racer ids (int64), then ``count`` seconds (int32), then ``count`` outputs (int32) — about
 5 bytes a message, so a 10,000-racer race's 5-second window takes ~600 KB (half of it names) and
@@ -25,6 +25,10 @@ stays under the early-write budget.
 message whose racer's name differs from ``n`` before it (so a racer's first message in the window
 always carries its name). ``r`` holds deltas already replayed (version 2's per-racer form) and is
 only present for windows built from deltas or from a version 2 state, which is still read.
+
+Versions 2 and 3 held outputs in hundredths; a window that was open across the deploy that moved
+scores to ten-thousandths is read with its outputs scaled by 100 (exact) and written back as
+version 4.
 """
 
 from __future__ import annotations
@@ -48,8 +52,11 @@ from leaderboard.domain.window import (
     WindowAccumulator,
 )
 
-STATE_VERSION = 3
-_READABLE_VERSIONS = (2, 3)
+STATE_VERSION = 4
+_READABLE_VERSIONS = (2, 3, 4)
+# States before version 4 counted outputs in hundredths.
+_HUNDREDTHS_VERSIONS = (2, 3)
+_HUNDREDTHS_TO_E4 = 100
 # Small windows keep plain lists (no encoding work at all); large ones pay ~0.15 us a message to
 # compress. Fast beats small: the columns compress ~3:1 even at level 1.
 COMPRESS_ABOVE_ROWS = 8_000
@@ -138,12 +145,14 @@ def from_state(state: Mapping[str, Any] | None) -> WindowAccumulator:
             race_id = int(race_key)
             class_id = int(race["c"])
             messages = int(race["m"])
-            chunks = race.get("k", []) if version == 3 else []
+            chunks = race.get("k", []) if version != 2 else []
             if not isinstance(chunks, list):
                 raise TypeError("chunks must be a list")
-            stored = [_StoredChunk(chunk) for chunk in chunks]
+            stored: list[Any] = [_StoredChunk(chunk) for chunk in chunks]
             chunked = sum(chunk.count for chunk in stored)
-            racers = _decode_racers(race.get("r", {}) if version == 3 else race["r"])
+            racers = _decode_racers(race.get("r", {}) if version != 2 else race["r"])
+            if version in _HUNDREDTHS_VERSIONS:
+                stored, racers = _rescaled(stored), _rescaled_racers(racers)
             if racers or not chunks:
                 replayed[race_id] = RaceDelta(
                     race_id=race_id,
@@ -166,6 +175,40 @@ def from_state(state: Mapping[str, Any] | None) -> WindowAccumulator:
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise StateFormatError(f"corrupt window state: {exc}") from exc
     return WindowAccumulator(replayed, pending)
+
+
+def _rescaled(stored: list[_StoredChunk]) -> list[Any]:
+    """Chunks of a state in hundredths, decoded now with outputs in ten-thousandths.
+
+    They cannot pass through untouched: re-encoded as they are, they would be read back as
+    ten-thousandths. This happens once per window open across the deploy, so its cost is moot.
+    """
+    rescaled: list[Any] = []
+    for chunk in stored:
+        columns = chunk.columns()
+        rescaled.append(
+            ChunkColumns(
+                columns.racer_ids,
+                columns.seconds,
+                [output * _HUNDREDTHS_TO_E4 for output in columns.outputs],
+                columns.finals,
+                columns.names,
+            )
+        )
+    return rescaled
+
+
+def _rescaled_racers(racers: dict[int, RacerDelta]) -> dict[int, RacerDelta]:
+    """Replayed deltas of a state in hundredths, with outputs in ten-thousandths."""
+    return {
+        racer_id: RacerDelta(
+            racer.name,
+            {second: output * _HUNDREDTHS_TO_E4 for second, output in racer.outputs.items()},
+            racer.final_second,
+            racer.last_second,
+        )
+        for racer_id, racer in racers.items()
+    }
 
 
 def _encode_chunks(pending: PendingRace) -> list[list[Any]]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import zlib
+from array import array
 
 import orjson
 import pytest
@@ -96,7 +99,7 @@ def test_invocations_with_state_in_between_equal_adding_each_message(
     assert from_state(state).races == sequential(items)
 
 
-def test_a_version_2_state_is_still_read() -> None:
+def test_a_version_2_state_is_still_read_its_hundredths_as_ten_thousandths() -> None:
     state = {
         "v": 2,
         "races": {"42": {"c": 3, "t0": 5, "t1": 9, "m": 2, "r": {"7": ["Ada", 2, [1, 100, 2, 200]]}}},
@@ -104,7 +107,32 @@ def test_a_version_2_state_is_still_read() -> None:
     window = from_state(state)
     window.add(msg(7, 3))
     racer = window.races[42].racers[7]
-    assert (racer.outputs[1], racer.outputs[2], racer.final_second, window.messages) == (100, 200, 2, 3)
+    assert (racer.outputs[1], racer.outputs[2], racer.final_second, window.messages) == (10000, 20000, 2, 3)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_version_3_window_open_across_the_deploy_counts_in_ten_thousandths(compressed: bool) -> None:
+    # Given a version 3 state (outputs in hundredths) holding one chunk of two messages of racer 7
+    racer_ids, seconds, outputs = [7, 7], [1, 2], [100, 250]
+    rows: object = [racer_ids, seconds, outputs]
+    if compressed:
+        packed = (
+            array("q", racer_ids).tobytes() + array("i", seconds).tobytes() + array("i", outputs).tobytes()
+        )
+        rows = base64.b64encode(zlib.compress(packed)).decode()
+    chunk = [2, rows, [1], [[0, "Ada"]]]
+    state = {"v": 3, "races": {"42": {"c": 3, "t0": 5, "t1": 9, "m": 2, "n": [[7], ["Ada"]], "k": [chunk]}}}
+
+    # When the window is read, handed on as this version's state and read again
+    window = from_state(state)
+    handed_on = orjson.loads(orjson.dumps(to_state(window)))
+    again = from_state(handed_on)
+
+    # Then its outputs are ten-thousandths, scaled once, and the state handed on is the new version
+    assert handed_on["v"] == 4
+    for read in (window, again):
+        racer = read.races[42].racers[7]
+        assert (racer.outputs, racer.final_second) == ({1: 10000, 2: 25000}, 2)
 
 
 def test_state_handed_out_is_not_changed_by_later_invocations() -> None:
