@@ -31,6 +31,7 @@ from rich.table import Table
 from alleycat.api import ApiError, LeaderboardApi
 from alleycat.artifacts import choose_template
 from alleycat.dashboard import PipelineWatch, add_dashboard_command
+from alleycat.plan import add_plan_command
 from alleycat.standings import StandingsFeed
 from alleycat.target import LOCAL_INFO, StackTarget, TargetError, aws_target, local_target, signed_mqtt_url
 from alleycat.view import Throughput, race_screen, standings_table
@@ -437,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     races.set_defaults(handler=cmd_races)
 
     add_dashboard_command(commands, _add_target_options)
+    add_plan_command(commands)
     return parser
 
 
