@@ -487,7 +487,7 @@ def make_plan(
 
     # -- IoT: every viewer receives their race's standings once per window
     deliveries_per_s = inputs.viewers / inputs.window_s
-    units = math.ceil(tf.standings_bytes / p["iot_message_metering_bytes"])
+    units = math.ceil(tf.standings_bytes / lim["iot_message_metering_bytes"])
     iot_messages_per_s = publishes_per_s + deliveries_per_s
 
     # -- monthly cost (usage scales with the share of time races run)
