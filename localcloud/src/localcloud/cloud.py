@@ -257,7 +257,9 @@ class LocalCloud:
         if self._api_gateway_enabled:
             from localcloud.apigateway import ApiGatewayServer  # noqa: PLC0415
 
-            self._api_gateway = ApiGatewayServer(self.runtime, region=self.region).start()
+            self._api_gateway = ApiGatewayServer(
+                self.runtime, region=self.region, aws_endpoint=self.endpoint_url
+            ).start()
         # Stacks restored from the state folder are served again.
         for result in self.deployments.values():
             self._serve_stack(result)

@@ -11,6 +11,7 @@ their intrinsics against the stack where it could, and :class:`StackIntrinsics` 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -24,8 +25,10 @@ from localcloud.apigateway.model import (
     REST_INTEGRATION_TIMEOUT_S,
     Api,
     ApiKind,
+    AwsIntegration,
     CorsRule,
     Integration,
+    IntegrationResponse,
     LambdaProxyIntegration,
     MockIntegration,
     Route,
@@ -189,6 +192,10 @@ class ApiDiscovery:
         default_timeout = REST_INTEGRATION_TIMEOUT_S if kind is ApiKind.REST else HTTP_INTEGRATION_TIMEOUT_S
         if integration_type == "mock":
             return _mock_integration(spec)
+        if integration_type == "aws" and kind is ApiKind.REST:
+            if _INVOCATION_URI.search(str(spec.get("uri", ""))):
+                return UnsupportedIntegration("non-proxy Lambda integration")
+            return _aws_integration(spec)
         if integration_type != "aws_proxy":
             return UnsupportedIntegration(f"integration type {integration_type or 'none'!r}")
         function = self._function_of(spec.get("uri"))
@@ -228,6 +235,9 @@ class ApiDiscovery:
                     integration: Integration = UnsupportedIntegration("no x-amazon-apigateway-integration")
                 else:
                     integration = self._integration(integration_spec, kind)
+                if isinstance(integration, AwsIntegration):
+                    required = _required_parameters(body, operations, spec)
+                    integration = dataclasses.replace(integration, required_parameters=required)
                 routes.append(Route(method=method, path=str(path), integration=integration))
         return routes
 
@@ -284,17 +294,31 @@ class ApiDiscovery:
                     "type": spec.get("Type", ""),
                     "uri": spec.get("Uri"),
                     "timeoutInMillis": spec.get("TimeoutInMillis"),
+                    "httpMethod": spec.get("IntegrationHttpMethod"),
+                    "credentials": spec.get("Credentials"),
+                    "requestParameters": spec.get("RequestParameters"),
+                    "requestTemplates": spec.get("RequestTemplates"),
+                    "passthroughBehavior": spec.get("PassthroughBehavior"),
+                    "contentHandling": spec.get("ContentHandling"),
                     "responses": {
                         str(r.get("SelectionPattern", "default") or "default"): {
                             "statusCode": r.get("StatusCode", "200"),
                             "responseParameters": r.get("ResponseParameters", {}),
                             "responseTemplates": r.get("ResponseTemplates", {}),
+                            "contentHandling": r.get("ContentHandling"),
                         }
                         for r in spec.get("IntegrationResponses", []) or []
                     },
                 },
                 ApiKind.REST,
             )
+            if isinstance(integration, AwsIntegration) and props.get("RequestValidatorId"):
+                required = tuple(
+                    str(name).removeprefix("method.request.")
+                    for name, needed in (props.get("RequestParameters") or {}).items()
+                    if str(needed).lower() == "true" and not str(name).startswith("method.request.path.")
+                )
+                integration = dataclasses.replace(integration, required_parameters=required)
             method = str(props.get("HttpMethod", "")).upper()
             routes.append(Route(method=method, path=path, integration=integration))
         return routes
@@ -397,6 +421,59 @@ def _http_routes(routes: Iterable[Route]) -> list[Route]:
         Route(ANY_METHOD, DEFAULT_ROUTE, route.integration) if route.path == DEFAULT_ROUTE else route
         for route in routes
     ]
+
+
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((str(k), str(v)) for k, v in value.items()) if isinstance(value, dict) else ()
+
+
+def _aws_integration(spec: Mapping[str, Any]) -> AwsIntegration:
+    """An ``aws`` (AWS service) integration of a REST API."""
+    responses: list[IntegrationResponse] = []
+    for pattern, response in (spec.get("responses") or {}).items():
+        if not isinstance(response, dict):
+            continue
+        responses.append(
+            IntegrationResponse(
+                status=int(response.get("statusCode", 200)),
+                pattern=None if pattern in ("default", "") else str(pattern),
+                parameters=_pairs(response.get("responseParameters")),
+                templates=_pairs(response.get("responseTemplates")),
+                content_handling=response.get("contentHandling") or None,
+            )
+        )
+    timeout_ms = spec.get("timeoutInMillis")
+    return AwsIntegration(
+        uri=str(spec.get("uri", "")),
+        http_method=str(spec.get("httpMethod") or "POST").upper(),
+        credentials=str(spec["credentials"]) if spec.get("credentials") else None,
+        request_parameters=_pairs(spec.get("requestParameters")),
+        request_templates=_pairs(spec.get("requestTemplates")),
+        passthrough_behavior=str(spec.get("passthroughBehavior") or "WHEN_NO_MATCH").upper(),
+        content_handling=spec.get("contentHandling") or None,
+        responses=tuple(responses),
+        timeout_s=float(timeout_ms) / 1000.0 if timeout_ms else REST_INTEGRATION_TIMEOUT_S,
+    )
+
+
+def _required_parameters(
+    body: Mapping[str, Any], path_item: Mapping[str, Any], operation: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """The header / query parameters a request validator with validateRequestParameters demands."""
+    validators = body.get("x-amazon-apigateway-request-validators") or {}
+    name = operation.get("x-amazon-apigateway-request-validator") or body.get(
+        "x-amazon-apigateway-request-validator"
+    )
+    validator = validators.get(name) if isinstance(validators, dict) and name else None
+    if not isinstance(validator, dict) or not validator.get("validateRequestParameters"):
+        return ()
+    declared = [*(path_item.get("parameters") or []), *(operation.get("parameters") or [])]
+    locations = {"header": "header", "query": "querystring"}
+    return tuple(
+        f"{locations[str(p['in'])]}.{p['name']}"
+        for p in declared
+        if isinstance(p, dict) and p.get("required") and p.get("in") in locations and "name" in p
+    )
 
 
 def _mock_integration(spec: Mapping[str, Any]) -> MockIntegration:

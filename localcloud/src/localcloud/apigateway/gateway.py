@@ -24,6 +24,7 @@ from localcloud.apigateway.model import (
     DEFAULT_STAGE,
     Api,
     ApiKind,
+    AwsIntegration,
     LambdaProxyIntegration,
     MockIntegration,
     Stage,
@@ -36,6 +37,7 @@ from localcloud.apigateway.responses import (
     error_response,
 )
 from localcloud.apigateway.routing import RouteMatch, RouteTable
+from localcloud.apigateway.service import AwsServiceIntegration
 from localcloud.apigateway.throttling import StageThrottles
 from localcloud.invocation import FunctionNotFoundError, InvocationResult, Invoker, TooManyRequestsError
 
@@ -67,8 +69,11 @@ class ApiGateway:
         account_id: str,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        aws: AwsServiceIntegration | None = None,
     ) -> None:
         self._invoker = invoker
+        # Runs ``aws`` (service) integrations; without it they answer 500 like other unsupported ones.
+        self._aws = aws
         self._account_id = account_id
         self._now = now
         self._apis: dict[str, _ServedApi] = {}
@@ -152,8 +157,18 @@ class ApiGateway:
                 headers=list(integration.headers),
                 body=integration.body.encode("utf-8"),
             )
+        if isinstance(integration, AwsIntegration) and self._aws is not None:
+            return self._aws.handle(
+                integration,
+                _forwarded(request),
+                path_parameters=match.path_parameters,
+                context=self._context(api, stage, route.path, request, request_id),
+                stage_variables=stage.variables,
+                binary_media_types=api.binary_media_types,
+            )
         if not isinstance(integration, LambdaProxyIntegration):
-            LOG.warning("%s %s: %s is not supported locally", api.api_id, route.key, integration.description)
+            what = getattr(integration, "description", "an AWS service integration (no AWS endpoint)")
+            LOG.warning("%s %s: %s is not supported locally", api.api_id, route.key, what)
             return error_response(api.kind, GatewayError.INTERNAL)
         facts = RequestFacts(
             api=api,
@@ -166,6 +181,27 @@ class ApiGateway:
             account_id=self._account_id,
         )
         return self._invoke(api, integration, request, facts, match)
+
+    def _context(
+        self, api: Api, stage: Stage, resource_path: str, request: GatewayRequest, request_id: str
+    ) -> dict[str, Any]:
+        """``$context`` for mapping templates and ``context.*`` parameter mappings."""
+        received = self._now()
+        return {
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "apiId": api.api_id,
+            "accountId": self._account_id,
+            "stage": stage.name,
+            "resourcePath": resource_path,
+            "httpMethod": request.method,
+            "path": request.path.split("?", 1)[0],
+            "protocol": request.protocol,
+            "domainName": request.host,
+            "requestTime": received.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(received.timestamp() * 1000),
+            "identity": {"sourceIp": request.source_ip, "userAgent": request.header("User-Agent") or ""},
+        }
 
     def _invoke(
         self,

@@ -52,7 +52,38 @@ class UnsupportedIntegration:
     description: str
 
 
-Integration = LambdaProxyIntegration | MockIntegration | UnsupportedIntegration
+@dataclass(frozen=True)
+class IntegrationResponse:
+    """One of an ``aws`` integration's responses, chosen by ``selectionPattern`` on the status code."""
+
+    status: int
+    pattern: str | None = None  # a regular expression on the integration's status; None: the default
+    # method.response.header.<name> -> integration.response.header.<name> | 'static'
+    parameters: tuple[tuple[str, str], ...] = ()
+    templates: tuple[tuple[str, str], ...] = ()  # content type -> VTL
+    content_handling: str | None = None  # CONVERT_TO_TEXT / CONVERT_TO_BINARY / None (passthrough)
+
+
+@dataclass(frozen=True)
+class AwsIntegration:
+    """An ``aws`` integration: API Gateway calls an AWS service API itself (no function)."""
+
+    # arn:aws:apigateway:<region>:<service>:path/<path> or ...:<service>:action/<Action>
+    uri: str
+    http_method: str
+    credentials: str | None = None  # the role API Gateway assumes for the call
+    # integration.request.<location>.<name> -> method.request.<location>.<name> | 'static' | context.x
+    request_parameters: tuple[tuple[str, str], ...] = ()
+    request_templates: tuple[tuple[str, str], ...] = ()  # content type -> VTL
+    passthrough_behavior: str = "WHEN_NO_MATCH"
+    content_handling: str | None = None
+    responses: tuple[IntegrationResponse, ...] = ()
+    timeout_s: float = REST_INTEGRATION_TIMEOUT_S
+    # Request validation (validateRequestParameters): "header.Content-Type", "querystring.limit", ...
+    required_parameters: tuple[str, ...] = ()
+
+
+Integration = LambdaProxyIntegration | MockIntegration | AwsIntegration | UnsupportedIntegration
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from localcloud.apigateway.discovery import discover_apis
 from localcloud.apigateway.gateway import ApiGateway
 from localcloud.apigateway.messages import GatewayRequest, GatewayResponse
 from localcloud.apigateway.model import DEFAULT_STAGE, Api, ApiKind
+from localcloud.apigateway.service import AwsServiceIntegration
 from localcloud.aws import ACCOUNT_ID, DEFAULT_REGION
 from localcloud.httpserver import HttpServer, StartResponse, request_headers, request_target, respond
 from localcloud.invocation import Invoker
@@ -75,10 +76,13 @@ class ApiGatewayServer:
         *,
         region: str = DEFAULT_REGION,
         account_id: str = ACCOUNT_ID,
+        aws_endpoint: str | None = None,
     ) -> None:
         self.region = region
         self.account_id = account_id
-        self.gateway = ApiGateway(invoker, account_id)
+        # ``aws`` (service) integrations call this endpoint (localcloud's); without one they answer 500.
+        aws = AwsServiceIntegration(aws_endpoint, region, account_id) if aws_endpoint else None
+        self.gateway = ApiGateway(invoker, account_id, aws=aws)
         self._http = HttpServer(self.wsgi_app, host=host, port=port, name="apigateway")
         self._http.bind()
         self._infos: dict[str, ApiInfo] = {}
