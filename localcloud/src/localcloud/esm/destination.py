@@ -55,14 +55,20 @@ def failure_record(
             "requestId": result.request_id if result is not None else str(uuid.uuid4()),
             "functionArn": config.function_arn,
             "condition": condition,
-            "approximateInvokeCount": invoke_count,
+            # Recorded on AWS (LocalStack's Kinesis snapshots, validated 2025-04-13): a
+            # RecordAgeExceeded record always says 1, whether the records were retried for the
+            # whole age limit or expired before any invocation.
+            "approximateInvokeCount": 1 if condition == RECORD_AGE_EXCEEDED else invoke_count,
         }
     }
     if result is not None:
-        response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
-        if result.function_error:
-            response["functionError"] = result.function_error
-        document["responseContext"] = response
+        # Lambda always writes functionError: null when the function returned normally (a
+        # partial batch failure), as recorded on AWS.
+        document["responseContext"] = {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": result.function_error or None,
+        }
     document["version"] = "1.0"
     document["timestamp"] = iso_millis(now)
     key = "KinesisBatchInfo" if config.kind is SourceKind.KINESIS else "DDBStreamBatchInfo"

@@ -22,6 +22,8 @@ from itertools import islice
 from operator import attrgetter
 from typing import Any
 
+from . import moto_mapping_api
+
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _state = {"applied": False}
@@ -35,6 +37,7 @@ def apply() -> bool:
         try:
             # Imported lazily: moto is heavy and may live in another process.
             from moto.awslambda.models import EventSourceMapping, LambdaBackend  # noqa: PLC0415
+            from moto.awslambda.responses import LambdaResponse  # noqa: PLC0415
             from moto.dynamodbstreams.models import DynamoDBStreamsBackend  # noqa: PLC0415
             from moto.kinesis import models as kinesis_models  # noqa: PLC0415
         except ImportError:  # pragma: no cover - moto is a localcloud dependency
@@ -44,6 +47,9 @@ def apply() -> bool:
         _index_shard_records(kinesis_models.Shard)
         _report_starting_timestamp(EventSourceMapping)
         _bound_stream_iterators(DynamoDBStreamsBackend)
+        moto_mapping_api.patch(
+            LambdaBackend, EventSourceMapping, LambdaResponse, kinesis_models.kinesis_backends
+        )
         _state["applied"] = True
         _log.debug("moto stream triggers disabled and Kinesis resharding fixed")
         return True

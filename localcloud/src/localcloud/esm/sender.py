@@ -68,10 +68,11 @@ def interpret(
 
     - A function error fails the whole batch.
     - With a tumbling window, the response must be an object with ``state`` (an object or null).
-    - With ReportBatchItemFailures: a null response, a missing/null/empty ``batchItemFailures`` is
-      success; a non-object response, a non-list ``batchItemFailures``, or an entry whose
-      ``itemIdentifier`` is missing, empty, null, under another key or not a sequence number of the
-      batch fails the whole batch; otherwise records before the lowest named one succeeded.
+    - With ReportBatchItemFailures: a null, empty-string or empty-list response, a missing/null/empty
+      ``batchItemFailures`` is success; any other non-object response, a non-list
+      ``batchItemFailures``, or an entry whose ``itemIdentifier`` is missing, empty, null, under
+      another key or not a sequence number of the batch fails the whole batch; otherwise records
+      before the lowest named one succeeded.
     - Without ReportBatchItemFailures the payload is ignored.
     """
     if not result.ok:
@@ -91,7 +92,8 @@ def interpret(
         if not isinstance(raw_state, dict):
             return Outcome(Verdict.BATCH_FAILURE, result, reason="window state is not an object")
         state = raw_state
-    if not report_batch_item_failures or payload is None:
+    # Recorded on AWS: an empty string and an empty list count as success like a null response.
+    if not report_batch_item_failures or payload is None or payload in ("", []):
         return Outcome(Verdict.SUCCESS, result, state=state)
     if not isinstance(payload, dict):
         return Outcome(Verdict.BATCH_FAILURE, result, state=state, reason="response is not an object")

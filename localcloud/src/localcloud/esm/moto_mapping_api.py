@@ -1,0 +1,130 @@
+"""Make moto's CreateEventSourceMapping answer like Lambda's control plane does.
+
+Compared with responses recorded on AWS, moto 5.2.5 accepts duplicate stream mappings, any
+StartingPosition string, a timestamp with LATEST and a starting position on an SQS queue; it
+answers a missing Kinesis stream with ResourceNotFoundException; and it leaves the stream
+defaults (retries, record age, bisect, parallelization, window...) out of the mapping it returns.
+:func:`patch` adds Lambda's validation (same codes, messages and status) and fills the defaults for
+Kinesis and DynamoDB Streams mappings. Called by :func:`localcloud.esm.moto_compat.apply`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+STARTING_POSITIONS = ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON")
+
+# What Lambda reports for a stream mapping created without these parameters.
+STREAM_DEFAULTS: dict[str, Any] = {
+    "BisectBatchOnFunctionError": False,
+    "DestinationConfig": {"OnFailure": {}},
+    "FunctionResponseTypes": [],
+    "LastProcessingResult": "No records processed",
+    "MaximumBatchingWindowInSeconds": 0,
+    "MaximumRecordAgeInSeconds": -1,
+    "MaximumRetryAttempts": -1,
+    "ParallelizationFactor": 1,
+    "TumblingWindowInSeconds": 0,
+}
+
+
+def _service(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[2] if len(parts) > 2 else ""
+
+
+def _is_stream(arn: str) -> bool:
+    return _service(arn) == "kinesis" or (_service(arn) == "dynamodb" and "/stream/" in arn)
+
+
+def validate(spec: dict[str, Any], existing: list[tuple[str, str, str]], stream_exists: bool) -> None:
+    """Raise the error Lambda answers for ``spec``, if any.
+
+    ``existing`` lists (uuid, function arn, event source arn) of the mappings already stored;
+    ``stream_exists`` says whether a Kinesis source names a stream that exists.
+    """
+    from moto.awslambda.exceptions import LambdaClientError  # noqa: PLC0415 - moto is optional
+
+    arn = str(spec.get("EventSourceArn") or "")
+    position = spec.get("StartingPosition")
+    timestamp = spec.get("StartingPositionTimestamp")
+    if position is not None and position not in STARTING_POSITIONS:
+        # Lambda checks the enum before anything else, for every kind of source.
+        raise LambdaClientError(
+            "ValidationException",
+            f"1 validation error detected: Value '{position}' at 'startingPosition' failed to satisfy"
+            f" constraint: Member must satisfy enum value set: [{', '.join(STARTING_POSITIONS)}]",
+        )
+    if _service(arn) == "sqs" and position is not None:
+        raise LambdaClientError(
+            "InvalidParameterValueException", "StartingPosition is not valid for SQS event sources."
+        )
+    if timestamp is not None and position != "AT_TIMESTAMP":
+        raise LambdaClientError(
+            "InvalidParameterValueException", "Timestamp only valid with StartingPosition AT_TIMESTAMP"
+        )
+    if _service(arn) == "dynamodb" and position == "AT_TIMESTAMP":
+        raise LambdaClientError(
+            "InvalidParameterValueException", f"Unsupported starting position for arn type: {arn}"
+        )
+    if _service(arn) == "kinesis" and not stream_exists:
+        raise LambdaClientError("InvalidParameterValueException", f"Stream not found: {arn}")
+    if position == "AT_TIMESTAMP" and timestamp is not None and float(timestamp) < 0:
+        raise LambdaClientError(
+            "InvalidParameterValueException",
+            "Received Exception while reading from provided stream. "
+            "class java.lang.Long can not be converted to a Timestamp",
+        )
+    if _is_stream(arn):
+        function = str(spec.get("FunctionArn") or spec.get("FunctionName") or "")
+        name = function.rsplit(":", 1)[-1] if function.startswith("arn:") else function
+        for uuid, function_arn, source_arn in existing:
+            if source_arn == arn and function_arn.rsplit(":", 1)[-1] == name:
+                error = LambdaClientError(
+                    "ResourceConflictException",
+                    f'The event source arn (" {arn} ") and function (" {name} ") provided mapping'
+                    f" already exists. Please update or delete the existing mapping with UUID {uuid}",
+                )
+                error.code = 409
+                raise error
+
+
+def patch(backend_cls: Any, mapping_cls: Any, response_cls: Any, kinesis_backends: Any) -> None:
+    """Patch moto's Lambda backend, mapping model and responses (process-wide)."""
+    original_create = backend_cls.create_event_source_mapping
+    original_configuration = mapping_cls.get_configuration
+    original_response = response_cls.create_event_source_mapping
+
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        arn = str(spec.get("EventSourceArn") or "")
+        stream_exists = True
+        if _service(arn) == "kinesis":
+            streams = kinesis_backends[self.account_id][self.region_name].streams.values()
+            stream_exists = any(stream.arn == arn for stream in streams)
+        existing = [
+            (m.uuid, m.function_arn, m.event_source_arn) for m in self._event_source_mappings.values()
+        ]
+        validate(spec, existing, stream_exists)
+        return original_create(self, spec)
+
+    def get_configuration(self: Any) -> dict[str, Any]:
+        configuration: dict[str, Any] = original_configuration(self)
+        if _is_stream(self.event_source_arn):
+            for key, value in STREAM_DEFAULTS.items():
+                configuration.setdefault(key, value)
+            configuration["StateTransitionReason"] = "User action"
+        return configuration
+
+    def create_response(self: Any) -> Any:
+        _status, headers, body = original_response(self)
+        # Lambda accepts the mapping asynchronously: 202 and State "Creating"; it becomes
+        # "Enabled" (what Get/List report from then on) once the poller is set up.
+        document = json.loads(body)
+        if document.get("State") == "Enabled":
+            document["State"] = "Creating"
+        return 202, {**headers, "status": 202}, json.dumps(document)
+
+    backend_cls.create_event_source_mapping = create_event_source_mapping
+    mapping_cls.get_configuration = get_configuration
+    response_cls.create_event_source_mapping = create_response
