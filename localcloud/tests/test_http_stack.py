@@ -203,10 +203,10 @@ def test_stop_releases_the_port_promptly_despite_open_and_busy_connections():
     server.start()
     port = server.port
     idle = socket.create_connection(("127.0.0.1", port))
-    idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert idle.recv(1024).startswith(b"HTTP/1.1 200")
     busy = socket.create_connection(("127.0.0.1", port))
-    busy.sendall(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
+    busy.sendall(b"GET /stuck HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     time.sleep(0.2)
 
     # When it is stopped

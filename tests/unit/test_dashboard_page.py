@@ -31,7 +31,16 @@ class FakeCloudWatch:
     def __init__(self, points: dict[str, list[tuple[int, float]]] | None = None) -> None:
         self.points = points or {}
         self.requests: list[dict[str, Any]] = []
-        self.bodies = {"alpha": {"widgets": []}, "beta": {"widgets": [{"type": "text"}]}}
+        self.bodies: dict[str, Any] = {
+            "alpha": {"widgets": []},
+            "beta": {"widgets": [{"type": "text"}]},
+            "gamma": {
+                "widgets": [
+                    {"type": "metric", "properties": RATE_WIDGET},
+                    {"type": "metric", "properties": {"metrics": [["N"]]}},
+                ]
+            },
+        }
 
     def list_dashboards(self, **request: Any) -> dict[str, Any]:
         prefix = request.get("DashboardNamePrefix", "")
@@ -165,7 +174,7 @@ def test_unknown_metric_math_goes_to_cloudwatch() -> None:
 
 def test_dashboards_listed_and_restricted_to_the_stacks() -> None:
     fake = FakeCloudWatch()
-    assert source_with(fake).dashboards() == ["alpha", "beta"]
+    assert source_with(fake).dashboards() == ["alpha", "beta", "gamma"]
     only = source_with(fake, names=["beta", "gone"])
     assert only.dashboards() == ["beta"]
     assert only.dashboard("beta") == {"widgets": [{"type": "text"}]}
@@ -202,16 +211,35 @@ def test_http_api_serves_the_page_dashboards_and_widget_data() -> None:
         assert status == 200 and "drawTimeSeries" in script
         assert _call(server.url + "static/../server.py")[0] == 404
         assert _call(server.url + "status.json") == (200, {"ok": True})
-        assert _call(server.url + "api/dashboards")[1]["dashboards"] == ["alpha", "beta"]
+        assert _call(server.url + "api/dashboards")[1]["dashboards"] == ["alpha", "beta", "gamma"]
         assert _call(server.url + "api/dashboards/beta")[1]["body"]["widgets"] == [{"type": "text"}]
         status, answer = _call(server.url + "api/dashboards/nope")
         assert status == 404 and "nope" in answer["message"]
         widget = {"properties": RATE_WIDGET, "start": "-PT10M", "period": 60}
+        # Widget data is served only for widgets of a dashboard the page has been given.
+        assert _call(server.url + "api/widget", widget)[0] == 403
+        assert _call(server.url + "api/dashboards/gamma")[0] == 200
         status, data = _call(server.url + "api/widget", widget)
         assert status == 200 and data["series"][0]["values"] == [2.0]
         assert _call(server.url + "api/widget", {"start": "-PT1H"})[0] == 400
         bad = {"properties": {"metrics": [["N"]]}}
         assert _call(server.url + "api/widget", bad)[0] == 400
+
+
+def test_widget_api_answers_only_the_served_dashboards_widgets() -> None:
+    # Given a page that has shown dashboard gamma (one rate widget)
+    fake = FakeCloudWatch()
+    with DashboardServer(source_with(fake)) as server:
+        assert _call(server.url + "api/dashboards/gamma")[0] == 200
+        # When anything else asks for another metric with the process's AWS credentials
+        other = dict(RATE_WIDGET, metrics=[["AWS/Billing", "EstimatedCharges", "Currency", "USD"]])
+        status, answer = _call(server.url + "api/widget", {"properties": other})
+        # Then CloudWatch is never asked
+        assert status == 403 and "not a widget" in answer["message"]
+        assert fake.requests == []
+        # And the served widget itself, keys in any order, is answered
+        reordered = dict(reversed(list(RATE_WIDGET.items())))
+        assert _call(server.url + "api/widget", {"properties": reordered})[0] == 200
 
 
 def test_cloudwatch_failures_are_reported_not_raised() -> None:
@@ -220,6 +248,7 @@ def test_cloudwatch_failures_are_reported_not_raised() -> None:
             raise ConnectionError("endpoint down")
 
     with DashboardServer(source_with(Broken())) as server:
+        assert _call(server.url + "api/dashboards/gamma")[0] == 200
         status, answer = _call(server.url + "api/widget", {"properties": RATE_WIDGET})
     assert status == 502 and "endpoint down" in answer["message"]
 

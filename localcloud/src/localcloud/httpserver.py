@@ -21,6 +21,14 @@ The WSGI bridge is this module's own rather than hypercorn's ``WSGIWrapper``, be
   chunk; hop-by-hop headers that HTTP/2 forbids (``Connection``, ``Transfer-Encoding``) are dropped.
 
 Header names arrive lower-cased: hypercorn (like HTTP/2 itself) lower-cases them.
+
+Every request must name a loopback host in ``Host`` (127.0.0.1, ``localhost`` or a name under it,
+``[::1]``, or one of the server's ``allowed_hosts``), and a request that can change something (any
+method but GET, HEAD and OPTIONS) that carries an ``Origin`` must come from such a host too. A web
+page on any site can make the browser send requests to 127.0.0.1: DNS rebinding gets it a page whose
+origin is its own name but whose address is 127.0.0.1 (so ``Host`` names that site), and a plain
+cross-site form or ``fetch`` reaches the server with the site's ``Origin``. Both are refused with 403
+before the app runs, so no local server acts for, or answers, a page it did not serve.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import logging
 import queue
 import socket
@@ -66,6 +75,48 @@ _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"}
 )
 _STATUS_WITHOUT_BODY_LENGTH = frozenset({204})
+#: Host names every server answers to: they can only ever mean this machine. Names under
+#: ``localhost`` are loopback by RFC 6761 and browsers resolve them so, without asking DNS.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Methods a browser may send cross-site that change nothing (so they need no Origin check).
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _host_name(authority: str) -> str:
+    """The host of ``host[:port]`` / ``[v6]:port``, lower-cased, without a trailing dot."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        name = authority[1:].split("]", 1)[0]
+    else:
+        name = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+    return name.rstrip(".")
+
+
+def host_allowed(authority: str, extra_hosts: frozenset[str] = frozenset()) -> bool:
+    """Whether ``authority`` (a Host header or an Origin's host) names this machine."""
+    name = _host_name(authority)
+    return bool(name) and (name in LOOPBACK_HOSTS or name.endswith(".localhost") or name in extra_hosts)
+
+
+def request_refusal(
+    method: str, headers: Iterable[tuple[str, str]], extra_hosts: frozenset[str] = frozenset()
+) -> str | None:
+    """Why a request must be refused (a foreign Host, or a write from a foreign Origin), or None."""
+    host = origin = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "host" and host is None:
+            host = value
+        elif lowered == "origin" and origin is None:
+            origin = value
+    if host is None or not host_allowed(host, extra_hosts):
+        return f"Host {host!r} is not a name of this machine"
+    if origin is not None and method.upper() not in _SAFE_METHODS:
+        scheme, _, rest = origin.partition("://")
+        # "null" (sandboxed frames, file: pages) is as foreign as any other site.
+        if scheme not in ("http", "https") or not host_allowed(rest.split("/", 1)[0], extra_hosts):
+            return f"Origin {origin!r} may not send {method} requests here"
+    return None
 
 
 class _DaemonThreadPool(Executor):
@@ -156,10 +207,17 @@ class _StreamingInput(io.RawIOBase):
 class _WsgiBridge:
     """An ASGI app that runs a WSGI app on the thread pool (see the module docstring for why)."""
 
-    def __init__(self, app: WsgiApp, executor: Executor, started: threading.Event) -> None:
+    def __init__(
+        self,
+        app: WsgiApp,
+        executor: Executor,
+        started: threading.Event,
+        extra_hosts: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self._executor = executor
         self._started = started
+        self._extra_hosts = extra_hosts
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] == "lifespan":
@@ -180,6 +238,24 @@ class _WsgiBridge:
                 return
 
     async def _http(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]
+        refusal = request_refusal(scope["method"], headers, self._extra_hosts)
+        if refusal is not None:
+            # Before the body is read or the app runs: a foreign page gets nothing done here.
+            LOG.warning("refused %s %s: %s", scope["method"], scope.get("path", ""), refusal)
+            answer = json.dumps({"message": refusal}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(answer)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer, "more_body": False})
+            return
         loop = asyncio.get_running_loop()
         chunks: list[bytes] = []
         size = 0
@@ -413,9 +489,15 @@ class HttpServer:
         name: str = "http",
         max_threads: int = 256,
         keep_alive_timeout_s: float = 60.0,
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
+        """``allowed_hosts``: more host names to answer to besides the loopback ones (see above)."""
         self.app = app
         self.host = host
+        extra = {h.lower() for h in allowed_hosts}
+        if host not in ("0.0.0.0", "::", ""):
+            extra.add(_host_name(host))
+        self._extra_hosts = frozenset(extra)
         self.name = name
         self._requested_port = port
         self._max_threads = max_threads
@@ -458,7 +540,7 @@ class HttpServer:
         started = threading.Event()
         self._error = None
         self._executor = _DaemonThreadPool(self._max_threads, f"{self.name}-handler")
-        bridge = _WsgiBridge(self.app, self._executor, started)
+        bridge = _WsgiBridge(self.app, self._executor, started, self._extra_hosts)
         # hypercorn takes the socket over (and closes it on shutdown): hand it the descriptor.
         fd = self._socket.detach()
         self._socket = None
@@ -562,10 +644,13 @@ def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
 
 __all__ = [
     "HEADERS_KEY",
+    "LOOPBACK_HOSTS",
     "HttpServer",
     "StartResponse",
     "WsgiApp",
+    "host_allowed",
     "request_headers",
+    "request_refusal",
     "request_target",
     "respond",
 ]

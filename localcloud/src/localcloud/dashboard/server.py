@@ -6,6 +6,11 @@
     GET  /api/dashboards/<name>     {"name": ..., "body": {...}}
     POST /api/widget                {"properties": {...}, "start", "end", "period"} -> the widget's series
 
+``/api/widget`` answers only for widgets of the dashboards this server has handed out: it queries
+CloudWatch with whatever credentials the process has (a user's real AWS account with ``--stack-name``),
+so it must not be a general GetMetricData proxy for whoever can reach the port. (localcloud's HTTP
+server already refuses foreign Hosts and cross-site writes; this is the second fence.)
+
 Other paths can be added with ``routes`` (e.g. a status page beside the dashboards).
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +58,9 @@ class DashboardServer:
         self.title = title
         self._routes = dict(routes or {})
         self._links = dict(links or {})
+        # Canonical JSON of every widget's properties in the dashboard bodies served so far.
+        self._served_widgets: set[str] = set()
+        self._served_lock = threading.Lock()
         self._http = HttpServer(self.wsgi_app, host=host, port=port, name="dashboard-page")
         self._http.bind()
 
@@ -130,7 +139,9 @@ class DashboardServer:
             return _json(200, {"dashboards": self.source.dashboards(), "title": self.title})
         if path.startswith("/api/dashboards/"):
             name = unquote(path.removeprefix("/api/dashboards/"))
-            return _json(200, {"name": name, "body": self.source.dashboard(name)})
+            served = self.source.dashboard(name)
+            self._remember_widgets(served)
+            return _json(200, {"name": name, "body": served})
         return _json(404, {"message": f"no such page: {path}"})
 
     def post(self, path: str, request: dict[str, Any]) -> tuple[int, bytes, str]:
@@ -140,6 +151,10 @@ class DashboardServer:
         properties = request.get("properties")
         if not isinstance(properties, dict):
             return _json(400, {"message": "properties: the widget's properties object is required"})
+        with self._served_lock:
+            known = _canonical(properties) in self._served_widgets
+        if not known:
+            return _json(403, {"message": "not a widget of a dashboard this page serves"})
         period = request.get("period")
         data = self.source.widget_data(
             properties,
@@ -148,6 +163,21 @@ class DashboardServer:
             period=int(period) if period else None,
         )
         return _json(200, data)
+
+    def _remember_widgets(self, body: dict[str, Any]) -> None:
+        widgets = body.get("widgets")
+        found = {
+            _canonical(widget["properties"])
+            for widget in (widgets if isinstance(widgets, list) else [])
+            if isinstance(widget, dict) and isinstance(widget.get("properties"), dict)
+        }
+        with self._served_lock:
+            self._served_widgets |= found
+
+
+def _canonical(properties: dict[str, Any]) -> str:
+    """One spelling per properties object, whatever order the page sent its keys in."""
+    return json.dumps(properties, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _escape(text: str) -> str:
