@@ -1,0 +1,1 @@
+"""Fidelity suite support: recorded AWS expectations, a normaliser and the scoreboard."""
