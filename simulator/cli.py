@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import orjson
 from rich.console import Console
 
+from leaderboard.domain.messages import MAX_SECOND
 from producers import KinesisProducer, RetryPolicy
 from simulator.progress import RichProgress, render_summary
 from simulator.race import DEFAULT_DURATION, MAX_CLASSES, MAX_RACE_ID, MAX_RACERS, plan_races
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     race.add_argument(
         "--duration",
-        type=_int_in("duration", 1, 86_400),
+        type=_int_in("duration", 1, MAX_SECOND + 1),  # the longest race the contract accepts
         default=DEFAULT_DURATION,
         help=f"race length in seconds (default {DEFAULT_DURATION})",
     )

@@ -12,6 +12,7 @@ import gc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
@@ -20,7 +21,11 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import Ki
 from consumers.aggregator.records import decode_clean_batch, decode_record
 from consumers.aggregator.window_state import from_state, state_size, to_state
 from consumers.quarantine import PoisonRecord
-from leaderboard.domain import RaceStore, WindowAccumulator, WindowReport, apply_window
+from leaderboard.domain import RaceStore, ShardProgress, WindowAccumulator, WindowReport, apply_window
+
+# The shard's progress is recorded at most this often per shard and execution environment: the
+# closer judges idleness in minutes, so a write a second is plenty.
+_PROGRESS_EVERY = timedelta(seconds=1)
 
 
 @dataclass
@@ -64,11 +69,15 @@ class WindowAggregator:
         store: RaceStore,
         quarantine: Callable[[Sequence[PoisonRecord]], None],
         state_budget_bytes: int,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """Write to ``store``; park each record's poison with one ``quarantine`` call (it batches)."""
         self._store = store
         self._quarantine = quarantine
         self._budget = state_budget_bytes
+        self._clock = clock
+        self._progress_written: dict[str, datetime] = {}
 
     def handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], InvocationSummary]:
         """Process one invocation's event and return Lambda's response plus a summary."""
@@ -76,6 +85,30 @@ class WindowAggregator:
             return self._handle(event)
 
     def _handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], InvocationSummary]:
+        response, summary = self._aggregate(event)
+        # Only once the batch is handled (merged or held in the window's state): the race closer
+        # takes it as what the stream has delivered.
+        self._record_progress(event)
+        return response, summary
+
+    def _record_progress(self, event: Mapping[str, Any]) -> None:
+        """Tell the race closer how far this shard is read and how far behind the stream that is."""
+        arrivals = [
+            r["kinesis"]["approximateArrivalTimestamp"]
+            for r in event.get("Records") or []
+            if isinstance(r.get("kinesis", {}).get("approximateArrivalTimestamp"), (int, float))
+        ]
+        shard = event.get("shardId") or (event.get("Records") or [{}])[0].get("eventID", "").split(":")[0]
+        if not arrivals or not shard:
+            return
+        now = self._clock()
+        last = self._progress_written.get(shard)
+        if last is not None and now - last < _PROGRESS_EVERY:
+            return
+        self._store.record_progress(ShardProgress(shard, int(max(arrivals) * 1000), now))
+        self._progress_written[shard] = now
+
+    def _aggregate(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], InvocationSummary]:
         summary = InvocationSummary()
         windowed = "window" in event
         window = from_state(event.get("state")) if windowed else WindowAccumulator()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -12,17 +13,25 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from consumers.aggregator.core import InvocationSummary, WindowAggregator
 from consumers.quarantine import SqsQuarantine
 from consumers.settings import aggregator_settings
-from leaderboard.adapters.dynamodb import DynamoRaceStore
+from leaderboard.adapters.dynamodb import CLIENT_CONFIG, DynamoRaceStore
 from leaderboard.observability import logger, metrics, tracer
+
+# Time kept back from the store's retries to raise and report the failure before the timeout does.
+_REPORT_RESERVE_S = 3.0
+
+
+@cache
+def store() -> DynamoRaceStore:
+    """The warm execution environment's race store (its client leaves retrying to the store)."""
+    return DynamoRaceStore(boto3.client("dynamodb", config=CLIENT_CONFIG), aggregator_settings().table_name)
 
 
 @cache
 def aggregator() -> WindowAggregator:
     """The warm execution environment's aggregator (built on first use)."""
     settings = aggregator_settings()
-    store = DynamoRaceStore(boto3.client("dynamodb"), settings.table_name)
     quarantine = SqsQuarantine(boto3.client("sqs"), settings.failure_queue_url)
-    return WindowAggregator(store, quarantine.send, settings.state_budget_bytes)
+    return WindowAggregator(store(), quarantine.send, settings.state_budget_bytes)
 
 
 def _emit(summary: InvocationSummary) -> None:
@@ -39,7 +48,13 @@ def _emit(summary: InvocationSummary) -> None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Accumulate the batch into the window state; merge into DynamoDB at the window's end."""
+    """Accumulate the batch into the window state; merge into DynamoDB at the window's end.
+
+    A merge that cannot finish in this invocation's time raises, so Lambda records a failed
+    invocation and the mapping retries the window with the same state: never dropped.
+    """
+    remaining = context.get_remaining_time_in_millis() / 1000
+    store().retry_until(time.monotonic() + max(remaining - _REPORT_RESERVE_S, remaining / 2))
     response, summary = aggregator().handle(event)
     if summary.poison:
         logger.warning("quarantined malformed records", extra={"count": summary.poison})

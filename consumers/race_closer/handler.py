@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consumers.settings import race_closer_settings
-from leaderboard.adapters.dynamodb import DynamoRaceStore
+from leaderboard.adapters.dynamodb import CLIENT_CONFIG, DynamoRaceStore
 from leaderboard.domain import close_stale_races
 from leaderboard.observability import logger, metrics, tracer
 
@@ -19,7 +19,7 @@ from leaderboard.observability import logger, metrics, tracer
 @cache
 def store() -> DynamoRaceStore:
     """The warm execution environment's race store (built on first use)."""
-    return DynamoRaceStore(boto3.client("dynamodb"), race_closer_settings().table_name)
+    return DynamoRaceStore(boto3.client("dynamodb", config=CLIENT_CONFIG), race_closer_settings().table_name)
 
 
 @logger.inject_lambda_context

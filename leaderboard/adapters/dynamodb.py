@@ -7,6 +7,13 @@ delta whose seconds are all counted already writes nothing.
 
 Single-item conditional puts rather than one transaction: they cost half the write units, and the
 summary records each bucket's counts at the bucket's version, so it converges without atomicity.
+
+Retries: one policy, ours (:class:`~leaderboard.retry.RetryPolicy`), bounded by a deadline the
+caller sets from the invocation's remaining time (:meth:`DynamoRaceStore.retry_until`). The client
+should not retry as well (:data:`CLIENT_CONFIG`): botocore's attempts multiply ours (4 x 8 calls
+once took ~30 s of a 60 s timeout) and cannot see the deadline, while ours must stay, since only we
+can retry a lost version race or unprocessed keys. A merge that runs out of time raises, so Lambda
+sees a failed invocation and the mapping retries the window with the same state.
 """
 
 from __future__ import annotations
@@ -19,12 +26,20 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from leaderboard.adapters.items import (
     BUCKET_FORMAT,
     BUCKET_PREFIX,
     BY_STATUS_INDEX,
+    MAX_ITEM_BYTES,
     META_SK,
     PB_SCALE,
     Item,
@@ -33,8 +48,10 @@ from leaderboard.adapters.items import (
     class_pk,
     encode_scores,
     iso,
+    item_size,
     legacy_pb_bound,
     n,
+    parse_iso,
     pb_rank_key,
     pb_sk,
     race_from_item,
@@ -42,7 +59,7 @@ from leaderboard.adapters.items import (
     race_to_item,
     s,
 )
-from leaderboard.domain.ports import MergeOutcome
+from leaderboard.domain.ports import MergeOutcome, ShardProgress
 from leaderboard.domain.race import (
     BucketChange,
     BucketCount,
@@ -57,9 +74,15 @@ from leaderboard.retry import RetryPolicy
 
 T = TypeVar("T")
 
-# A merge runs inside one invocation: it is bounded by attempts (the policy's record_ttl does not
-# apply here), 8 by default; with base 50 ms and cap 2 s that is at most ~6 s of waiting.
+# Without a deadline (tests, scripts) retries are bounded by attempts: 8, at most ~6 s of waiting
+# with base 50 ms and cap 2 s. With one, the deadline bounds them (the policy's record_ttl is about
+# a producer's records and does not apply here).
 _DEFAULT_ATTEMPTS = 8
+
+# The store's client: botocore does not retry (one attempt in all; the config's ``max_attempts``
+# would count retries after the first, so it says ``total_max_attempts``); the store's own policy
+# does, within the invocation's time. See the module's docstring.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 # Errors worth retrying: the table or the account is throttling, or DynamoDB had a transient fault.
 _TRANSIENT = {
@@ -68,12 +91,31 @@ _TRANSIENT = {
     "RequestLimitExceeded",
     "InternalServerError",
     "ServiceUnavailable",
-    "TransactionInProgressException",
 }
+# Connection faults botocore would have retried: a write that timed out may have landed, which the
+# versioned condition (or keep-best) turns into a harmless conflict on the retry.
+_TRANSIENT_CONNECTION = (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+# The consumers' progress through the stream, one item per shard (see record_progress).
+_PROGRESS_PK = "PROGRESS"
+_SHARD_PREFIX = "SHARD#"
 
 
 class MergeConflictError(RuntimeError):
     """A merge kept losing optimistic-concurrency races; the caller should retry the batch."""
+
+
+class RetryBudgetExhaustedError(RuntimeError):
+    """DynamoDB kept failing until the retry deadline; the caller should fail the invocation."""
+
+
+class ItemTooLargeError(RuntimeError):
+    """A bucket would pass DynamoDB's item limit (the message validator's bounds prevent it)."""
 
 
 @dataclass(frozen=True)
@@ -85,28 +127,17 @@ class _MergedBucket:
     written: bool
 
 
-def _is_transient(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in _TRANSIENT:
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, _TRANSIENT_CONNECTION):
         return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons", [])
-        codes = {r.get("Code") for r in reasons}
-        return bool(codes & {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict"})
-    return False
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return exc.response.get("Error", {}).get("Code", "") in _TRANSIENT or status >= 500
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons", [])
-        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-            return True
-        # Some implementations omit the reasons; the message still names the condition.
-        return "ConditionalCheckFailed" in str(exc)
-    return False
+    return exc.response.get("Error", {}).get("Code", "") == "ConditionalCheckFailedException"
 
 
 class DynamoRaceStore:
@@ -120,16 +151,34 @@ class DynamoRaceStore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         pb_concurrency: int = 8,
     ) -> None:
-        """Use ``client`` (a boto3 DynamoDB client) on ``table_name``."""
+        """Use ``client`` (a boto3 DynamoDB client, built with :data:`CLIENT_CONFIG`) on ``table_name``."""
         self._ddb = client
         self._table = table_name
         self._clock = clock
         self._retry = retry or RetryPolicy(max_attempts=_DEFAULT_ATTEMPTS)
-        self._attempts = self._retry.max_attempts or _DEFAULT_ATTEMPTS
         self._sleep = sleep
+        self._monotonic = monotonic
+        self._deadline: float | None = None
         self._pb_concurrency = pb_concurrency
+
+    def retry_until(self, deadline: float | None) -> None:
+        """Stop retrying at ``deadline`` (a ``monotonic`` instant; None: bound by attempts only).
+
+        A Lambda handler sets it per invocation from the remaining time, less a reserve to report
+        the failure: retrying past it would only let the timeout kill the invocation instead.
+        """
+        self._deadline = deadline
+
+    def _may_retry(self, retry_number: int) -> float | None:
+        """The back-off before retry ``retry_number`` (1-based), or None when retries are spent."""
+        delay = self._retry.backoff(retry_number)
+        if self._deadline is not None:
+            return delay if self._monotonic() + delay < self._deadline else None
+        attempts = self._retry.max_attempts or _DEFAULT_ATTEMPTS
+        return delay if retry_number < attempts else None
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -175,10 +224,24 @@ class DynamoRaceStore:
         bucket's counts in the race summary, again with a conditional put. A crash between the
         phases is healed by the retry: the buckets no longer change, but phase two still sees their
         newer versions and updates the summary.
+
+        The closer may close the race between the merge's first read and its summary write, after
+        offering the scores it saw (older than ours). So when the summary the merge lands on is
+        closed, every racer of the delta is offered again from the merged buckets: keep-best makes a
+        repeated offer harmless, and a retry after a crash offers again too.
         """
         race = self.get_race(delta.race_id)
         buckets, bests = self._merge_buckets(delta, race)
         race_after, written = self._merge_summary(delta, buckets, race)
+        if race_after.closed:
+            bests += self.record_results(
+                [
+                    FinalResult(race_after.class_id, rid, sc.name, delta.race_id, sc.total, self._clock())
+                    for merged in buckets.values()
+                    for rid, sc in merged.scores.items()
+                    if rid in delta.racers
+                ]
+            )
         written += sum(1 for b in buckets.values() if b.written)
         return MergeOutcome(race=race_after, items_written=written, personal_bests=bests)
 
@@ -190,7 +253,8 @@ class DynamoRaceStore:
         closed = race is not None and race.closed
         class_id = race.class_id if race else delta.class_id
         pending = delta.by_bucket()
-        for attempt in range(self._attempts):
+        attempt = 0
+        while True:
             stored = self._read_buckets(delta.race_id, list(pending))
             conflicts: dict[int, dict[int, RacerDelta]] = {}
             for bucket, racers in pending.items():
@@ -224,15 +288,20 @@ class DynamoRaceStore:
             if not conflicts:
                 return merged, bests
             pending = conflicts
-            self._sleep(self._retry.backoff(attempt + 1))
-        raise MergeConflictError(f"race {delta.race_id}: too many concurrent updates, giving up for now")
+            attempt += 1
+            if (delay := self._may_retry(attempt)) is None:
+                raise MergeConflictError(
+                    f"race {delta.race_id}: too many concurrent updates, giving up for now"
+                )
+            self._sleep(delay)
 
     def _merge_summary(
         self, delta: RaceDelta, buckets: Mapping[int, _MergedBucket], read: RaceSummary | None
     ) -> tuple[RaceSummary, int]:
         observed = {b: merged.count for b, merged in buckets.items()}
         max_second = max((d.last_second for d in delta.racers.values()), default=0)
-        for attempt in range(self._attempts):
+        attempt = 0
+        while True:
             # The summary read before the buckets is fresh enough for a first try; the version
             # condition catches anything that changed since.
             current = read if attempt == 0 else self.get_race(delta.race_id)
@@ -275,12 +344,14 @@ class DynamoRaceStore:
             except ClientError as exc:
                 if not _is_condition_failure(exc):
                     raise
-                self._sleep(self._retry.backoff(attempt + 1))
+                attempt += 1
+                if (delay := self._may_retry(attempt)) is None:
+                    raise MergeConflictError(
+                        f"race {delta.race_id}: the summary kept changing under us, giving up for now"
+                    ) from exc
+                self._sleep(delay)
                 continue
             return after, 1
-        raise MergeConflictError(
-            f"race {delta.race_id}: the summary kept changing under us, giving up for now"
-        )
 
     def _read_buckets(
         self, race_id: int, bucket_ids: list[int]
@@ -294,7 +365,7 @@ class DynamoRaceStore:
 
     @staticmethod
     def _bucket_item(delta: RaceDelta, bucket: int, change: BucketChange, version: int) -> Item:
-        return {
+        item = {
             "pk": s(race_pk(delta.race_id)),
             "sk": s(bucket_sk(bucket)),
             "raceId": n(delta.race_id),
@@ -304,6 +375,11 @@ class DynamoRaceStore:
             "fmt": n(BUCKET_FORMAT),
             "racers": {"B": encode_scores(change.scores)},
         }
+        # MAX_SECOND and MAX_NAME_LENGTH keep a bucket under the limit even uncompressed; should that
+        # ever stop holding, say so plainly rather than send a write DynamoDB refuses.
+        if (size := item_size(item)) > MAX_ITEM_BYTES:
+            raise ItemTooLargeError(f"race {delta.race_id} bucket {bucket} would be {size} bytes")
+        return item
 
     def _versioned_put(self, item: Item, expected_version: int | None) -> dict[str, Any]:
         """PutItem arguments that succeed only if the item is still at ``expected_version``."""
@@ -393,18 +469,69 @@ class DynamoRaceStore:
             raise
         return True
 
+    # -- the consumers' progress -----------------------------------------------------------------
+
+    def record_progress(self, progress: ShardProgress) -> None:
+        """Record how far a consumer has read a shard; its ``delivered_through`` only moves forward."""
+        key = {"pk": s(_PROGRESS_PK), "sk": s(_SHARD_PREFIX + progress.shard_id)}
+        checked = {":checked": s(iso(progress.checked_at))}
+        try:
+            self._call(
+                lambda: self._ddb.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET deliveredThrough = :through, checkedAt = :checked",
+                    ConditionExpression=(
+                        "attribute_not_exists(deliveredThrough) OR deliveredThrough <= :through"
+                    ),
+                    ExpressionAttributeValues={":through": n(progress.delivered_through), **checked},
+                )
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            # A retried batch read older records: the consumer is still alive, its position is not.
+            self._call(
+                lambda: self._ddb.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression="SET checkedAt = :checked",
+                    ExpressionAttributeValues=checked,
+                )
+            )
+
+    def consumer_progress(self) -> list[ShardProgress]:
+        """Every shard's recorded progress."""
+        return [
+            ShardProgress(
+                shard_id=item["sk"]["S"].removeprefix(_SHARD_PREFIX),
+                delivered_through=int(item["deliveredThrough"]["N"]),
+                checked_at=parse_iso(item["checkedAt"]["S"]),
+            )
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": s(_PROGRESS_PK)},
+                ConsistentRead=True,
+            )
+        ]
+
     # -- plumbing -----------------------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run a DynamoDB call, retrying throttling and transient faults with jittered back-off."""
-        for attempt in range(self._attempts):
+        attempt = 0
+        while True:
             try:
                 return fn()
-            except ClientError as exc:
-                if not _is_transient(exc) or attempt == self._attempts - 1:
+            except (ClientError, *_TRANSIENT_CONNECTION) as exc:
+                if not _is_transient(exc):
                     raise
-                self._sleep(self._retry.backoff(attempt + 1))
-        raise AssertionError("unreachable")
+                attempt += 1
+                if (delay := self._may_retry(attempt)) is None:
+                    raise RetryBudgetExhaustedError(
+                        f"DynamoDB still failing after {attempt} attempts: {exc}"
+                    ) from exc
+                self._sleep(delay)
 
     def _batch_get(self, keys: list[dict[str, Any]]) -> Iterable[Item]:
         """BatchGetItem in chunks of 100, following UnprocessedKeys with back-off."""
@@ -417,10 +544,10 @@ class DynamoRaceStore:
                 yield from response.get("Responses", {}).get(self._table, [])
                 pending = response.get("UnprocessedKeys") or {}
                 if pending:
-                    if attempt >= self._attempts:
-                        raise MergeConflictError("DynamoDB kept returning unprocessed keys")
-                    self._sleep(self._retry.backoff(attempt + 1))
                     attempt += 1
+                    if (delay := self._may_retry(attempt)) is None:
+                        raise RetryBudgetExhaustedError("DynamoDB kept returning unprocessed keys")
+                    self._sleep(delay)
 
     def _query(self, **kwargs: Any) -> Iterator[Item]:
         start: dict[str, Any] | None = None

@@ -37,6 +37,42 @@ BY_STATUS_INDEX = "ByStatus"
 _PB_RANK_BASE = 10**15
 
 
+# DynamoDB refuses (permanently, with a ValidationException) an item over 400 KB.
+MAX_ITEM_BYTES = 400 * 1024
+
+
+def item_size(item: Item) -> int:
+    """The item's size as DynamoDB counts it against the 400 KB limit: attribute names plus values.
+
+    Strings count their UTF-8 bytes, binaries their raw bytes (not the base64 on the wire), numbers
+    one byte per two significant digits plus one, booleans and nulls one byte; a list or map costs
+    three bytes plus one per element, plus its elements (and, for a map, their names).
+    """
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(raw.encode())
+    if kind == "B":
+        return len(raw)
+    if kind == "N":
+        digits = raw.lstrip("-").replace(".", "").strip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in raw.items())
+    if kind in ("SS", "BS"):
+        return sum(len(v.encode()) if kind == "SS" else len(v) for v in raw)
+    if kind == "NS":
+        return sum(_value_size({"N": v}) for v in raw)
+    raise ValueError(f"unknown attribute type {kind}")
+
+
 def race_pk(race_id: int) -> str:
     """Partition key of a race's items."""
     return f"RACE#{race_id}"

@@ -8,7 +8,7 @@ from leaderboard.domain.messages import (
     outputs_e4,
     parse_message,
 )
-from leaderboard.domain.ports import MergeOutcome, RaceStore
+from leaderboard.domain.ports import MergeOutcome, RaceStore, ShardProgress
 from leaderboard.domain.race import (
     BUCKET_SIZE,
     FinalResult,
@@ -34,6 +34,7 @@ __all__ = [
     "RacerDelta",
     "RacerMessage",
     "RacerScore",
+    "ShardProgress",
     "Standing",
     "WindowAccumulator",
     "WindowReport",

@@ -25,7 +25,11 @@ from typing_extensions import TypedDict
 # rounded half-up at 4 decimals, so ten-thousandths hold those values exactly; and integer sums are
 # associative, which the order-insensitive merge relies on (float sums are not).
 OUTPUT_SCALE = 10_000
-MAX_SECOND = 86_399  # a race lasts at most a day; keeps the per-racer seconds bitmap bounded
+# The longest race is three hours (seconds 0 .. 10,799); later seconds are malformed and quarantined.
+# It bounds each racer's seconds bitmap (1,350 bytes), and so a standings bucket of 100 racers: even
+# uncompressed, with 64-character names and any seconds pattern, a bucket stays under DynamoDB's
+# 400 KB item limit (a day's bitmap would not: sparse seconds compress badly, ~10 KB a racer).
+MAX_SECOND = 10_799
 MAX_NAME_LENGTH = 64
 MAX_EFFORT = 250  # cadence and resistance
 

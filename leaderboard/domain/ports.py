@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from leaderboard.domain.race import FinalResult, RaceDelta, RaceSummary
@@ -17,6 +18,20 @@ class MergeOutcome:
     race: RaceSummary
     items_written: int
     personal_bests: int = 0  # class personal bests this merge improved
+
+
+@dataclass(frozen=True)
+class ShardProgress:
+    """How far a stream consumer has read one shard, in the stream's own time.
+
+    ``delivered_through`` is the newest record's arrival time the consumer has read (epoch ms);
+    ``checked_at`` is when it read it (the consumer's clock). Their difference is the consumer's lag
+    (the mapping's iterator age) at that moment.
+    """
+
+    shard_id: str
+    delivered_through: int
+    checked_at: datetime
 
 
 class RaceStore(Protocol):
@@ -48,4 +63,12 @@ class RaceStore(Protocol):
 
     def close_race(self, race_id: int, expected_version: int) -> bool:
         """Mark the race final if it is still at ``expected_version``; False when it moved on."""
+        ...
+
+    def record_progress(self, progress: ShardProgress) -> None:
+        """Record a consumer's progress through a shard (only ever forward)."""
+        ...
+
+    def consumer_progress(self) -> Iterable[ShardProgress]:
+        """Every shard's recorded progress."""
         ...

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from leaderboard.domain.ports import RaceStore
+from leaderboard.domain.ports import RaceStore, ShardProgress
 from leaderboard.domain.race import FinalResult, RaceSummary
 from leaderboard.domain.scoring import RacerScore
 from leaderboard.domain.window import WindowAccumulator
@@ -53,15 +53,36 @@ def apply_window(store: RaceStore, window: WindowAccumulator) -> WindowReport:
     return report
 
 
-def close_stale_races(store: RaceStore, now: datetime, grace: timedelta) -> list[int]:
-    """Close live races with no update for ``grace``: record every racer's result, then mark final.
+def stream_position(progress: Iterable[ShardProgress], now: datetime, grace: timedelta) -> datetime:
+    """How far, in the stream's time, the consumers have delivered every shard.
 
-    Results are written before the race is marked final, so a crash in between leaves the race live
-    and the next run repeats the (idempotent) work.
+    A shard whose consumer lagged when it last reported (read records older than ``grace``) has
+    delivered only through what it read. One that was caught up has delivered everything up to
+    ``now`` if it read nothing since: the stream was quiet. The slowest shard bounds the stream;
+    with no progress recorded (no consumer reports it) the stream counts as delivered up to ``now``.
     """
+    position = now
+    for shard in progress:
+        through = datetime.fromtimestamp(shard.delivered_through / 1000, tz=UTC)
+        lagging = shard.checked_at - through >= grace
+        position = min(position, through if lagging else through + max(now - shard.checked_at, timedelta(0)))
+    return position
+
+
+def close_stale_races(store: RaceStore, now: datetime, grace: timedelta) -> list[int]:
+    """Close live races idle for ``grace``: record every racer's result, then mark final.
+
+    Idle is judged in the stream's time: the race's last device timestamp is ``grace`` behind what
+    the consumers have delivered (:func:`stream_position`), so a consumer that lags never gets its
+    live races closed; and no merge landed for ``grace`` either. Results are written before the race
+    is marked final, so a crash in between leaves the race live and the next run repeats the
+    (idempotent) work; a merge that lands after the close offers its racers again (see the store).
+    """
+    position = stream_position(store.consumer_progress(), now, grace)
     closed: list[int] = []
     for race in store.live_races():
-        if now - race.updated_at < grace:
+        last_event = datetime.fromtimestamp(race.last_device_ts / 1000, tz=UTC)
+        if now - race.updated_at < grace or position - last_event < grace:
             continue
         scores = store.load_scores(race.race_id)
         store.record_results(results_for(race, scores))

@@ -43,6 +43,7 @@ def _reset_caches() -> None:
         aggregator_settings,
         publisher_settings,
         aggregator_handler.aggregator,
+        aggregator_handler.store,
         publisher_handler.publisher,
     ):
         cached.cache_clear()

@@ -272,11 +272,13 @@ def test_handler_entry_point_uses_its_environment(
     monkeypatch.setenv("FAILURE_QUEUE_URL", stack.queue_url)
     aggregator_settings.cache_clear()
     aggregator_handler.aggregator.cache_clear()
+    aggregator_handler.store.cache_clear()
     try:
         response = aggregator_handler.lambda_handler(kinesis_event([message(1, 1)]), lambda_context)  # type: ignore[arg-type]
     finally:
         aggregator_settings.cache_clear()
         aggregator_handler.aggregator.cache_clear()
+        aggregator_handler.store.cache_clear()
     assert response == {"batchItemFailures": []}
     assert stack.totals() == {1: output(1, 1)}
 
