@@ -148,6 +148,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         port=args.port,
         persist=not args.no_state,
         parameters=dict(args.parameter),
+        consumer=args.consumer,
+        kcl_workers=args.kcl_workers,
     )
     with _stop_signals() as stop:
         console.print("[dim]starting localcloud and deploying…[/]")
@@ -381,6 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_parameter,
         metavar="KEY=VALUE",
         help="template parameter override, repeatable (e.g. ShardCount=2, WindowSeconds=2)",
+    )
+    up.add_argument(
+        "--consumer",
+        choices=("lambda", "kcl"),
+        default="lambda",
+        help="who consumes the race stream: the aggregator's event source mapping (default) or KCL "
+        "workers (consumers/kcl; needs Java 17+), with the mapping disabled",
+    )
+    up.add_argument(
+        "--kcl-workers", type=_positive, default=2, help="KCL workers with --consumer kcl (default 2)"
     )
     up.set_defaults(handler=cmd_up)
 

@@ -30,6 +30,8 @@ from localcloud import IncompatibleStateError, LocalCloud
 DEFAULT_HOME = Path(".alleycat")
 DEFAULT_TEMPLATE = Path("template.yaml")
 MAIN_STACK = "alleycat"
+# Who consumes the race stream locally: the aggregator's event source mapping, or KCL workers.
+CONSUMERS = ("lambda", "kcl")
 
 
 class StackStartError(RuntimeError):
@@ -66,14 +68,25 @@ class LocalStack:
         parameters: dict[str, str] | None = None,
         persist: bool = True,
         window_idle_wait_s: float = 2.0,
+        consumer: str = "lambda",
+        kcl_workers: int = 2,
     ) -> None:
-        """Prepare to run ``templates`` (default: template.yaml) with state under ``home``."""
+        """Prepare to run ``templates`` (default: template.yaml) with state under ``home``.
+
+        ``consumer="kcl"`` consumes the race stream with ``kcl_workers`` KCL workers
+        (:mod:`consumers.kcl`) instead of the aggregator's event source mapping, which is disabled.
+        """
+        if consumer not in CONSUMERS:
+            raise ValueError(f"consumer must be one of {CONSUMERS}")
         self.templates = templates or [DEFAULT_TEMPLATE]
         self.home = home
         self.port = port
         self.parameters = parameters or {}
         self.persist = persist
         self.window_idle_wait_s = window_idle_wait_s
+        self.consumer = consumer
+        self.kcl_workers = kcl_workers
+        self.kcl: Any = None  # consumers.kcl.daemon.KclWorkers when consumer == "kcl"
         self.cloud: LocalCloud | None = None
         self.iot: Any = None  # localcloud.iot.LocalIot, served by LocalCloud
         self.api: Any = None  # localcloud.apigateway.ApiGatewayServer, served by LocalCloud
@@ -108,6 +121,11 @@ class LocalStack:
             self.api = self.cloud.api_gateway
             for template in self.templates:
                 self.deploy(template)
+            if MAIN_STACK in self.stacks:
+                # Set both ways: a kept state may hold the mapping a previous `--consumer kcl` disabled.
+                self._enable_stream_mapping(self.consumer == "lambda")
+            if self.consumer == "kcl":
+                self._start_kcl()
             # The dashboard page serves the status page (/status, /status.json) beside the
             # dashboards, so the status server's own port is bound but not served.
             self.status = StatusServer(self)
@@ -151,6 +169,38 @@ class LocalStack:
         self.stacks[name] = stack
         return stack
 
+    def _enable_stream_mapping(self, enabled: bool) -> None:
+        """Enable or disable the race stream's event source mapping (Lambda's own API for it)."""
+        assert self.cloud is not None
+        stream_arn = self.stacks[MAIN_STACK].outputs.get("StreamArn")
+        lambda_client = self.cloud.client("lambda")
+        for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
+            if stream_arn and mapping.get("EventSourceArn") == stream_arn:
+                lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+
+    def _start_kcl(self) -> None:
+        """Start the KCL workers in the place of the (disabled) aggregator mapping."""
+        from consumers.kcl.daemon import KclSetupError, KclWorkers, WorkerConfig  # noqa: PLC0415
+
+        assert self.cloud is not None
+        outputs = self.stacks[MAIN_STACK].outputs
+        config = WorkerConfig(
+            # One lease table per run, so a fresh stream never meets another run's checkpoints.
+            application_name=f"alleycat-kcl-{outputs['StreamName']}",
+            stream_name=outputs["StreamName"],
+            stream_arn=outputs["StreamArn"],
+            table_name=outputs["TableName"],
+            failure_queue_url=outputs["DeadLetterQueueUrl"],
+            region=self.cloud.region,
+            endpoint_url=self.cloud.endpoint_url,
+            window_seconds=float(self.parameters.get("WindowSeconds", "5")),
+        )
+        self.kcl = KclWorkers(config, self.kcl_workers, self.home / "kcl")
+        try:
+            self.kcl.start()
+        except KclSetupError as exc:
+            raise StackStartError(str(exc)) from exc
+
     def viewer_config(self) -> dict[str, Any]:
         """The viewer page's config.json: this stack's API and MQTT-over-WebSocket, no Cognito."""
         assert self.cloud is not None and self.iot is not None and self.api is not None
@@ -181,6 +231,10 @@ class LocalStack:
     def stop(self) -> None:
         """Stop everything (saving state when persistent) and remove local.json."""
         self.info_path.unlink(missing_ok=True)
+        if self.kcl is not None:
+            with contextlib.suppress(Exception):  # keep stopping the rest
+                self.kcl.stop()
+            self.kcl = None
         for component in (self.dashboard, self.status):
             if component is not None:
                 with contextlib.suppress(Exception):  # keep stopping the rest
