@@ -51,6 +51,7 @@ FALLBACK_AGGREGATOR_MESSAGES_PER_CPU_S = 380_405.0
 # template.yaml's values, used when the template is not next to the package (an installed wheel).
 FALLBACK_MEMORY_MB = {"AggregatorFunction": 1024, "PublisherFunction": 512, "ApiFunction": 512}
 SAMPLE_RACE_ID = 1_234_567_890  # ten digits, like the simulator's raceIds
+SAMPLE_START_MS = 1_764_633_600_000  # 2025-12-02T00:00:00Z
 
 
 # -- data: prices, limits, assumptions ---------------------------------------------------------------
@@ -143,7 +144,16 @@ class StreamFigures:
 
 def _sample_seconds(racers: int, seconds: int = 2) -> list[list[bytes]]:
     """Encoded messages of the first ``seconds`` of a simulated race (what devices send)."""
-    spec = RaceSpec(race_id=SAMPLE_RACE_ID, class_id=1, racers=racers, duration=300, seed=0)
+    # A real epoch start: deviceTimestamp is then 13 digits, as devices send (a start of 0 would
+    # make every message ~10 bytes shorter than on the wire).
+    spec = RaceSpec(
+        race_id=SAMPLE_RACE_ID,
+        class_id=1,
+        racers=racers,
+        duration=300,
+        seed=0,
+        start_epoch_ms=SAMPLE_START_MS,
+    )
     out: list[list[bytes]] = []
     for index, messages in enumerate(generate_race_messages(spec)):
         if index == seconds:
