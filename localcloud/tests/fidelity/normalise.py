@@ -17,11 +17,14 @@ ACCOUNT = "123456789012"
 SNAPSHOT_ACCOUNT = "111111111111"
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 ISO_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+# The snapshots' timestamp token keeps the value's precision: milliseconds or whole seconds.
 TIMESTAMP_TOKEN = "<timestamp:2022-07-13T13:48:01.000Z>"
+SECONDS_TIMESTAMP_TOKEN = "<timestamp:2022-07-13T13:48:01Z>"
 
 # Keys whose values the snapshots always replace by a fixed token.
 FIXED_TOKENS = {
     "approximateArrivalTimestamp": "<approximate-arrival-timestamp>",
+    "ApproximateCreationDateTime": "<approximate-creation-datetime>",
     "LastModified": "<datetime>",
     "MD5OfBody": "<m-d5-of-body:1>",
     "ReceiptHandle": "<receipt-handle:1>",
@@ -80,8 +83,9 @@ class Normaliser:
         if isinstance(value, list):
             return [self(v) for v in value]
         if isinstance(value, str):
-            if ISO_TIMESTAMP.match(value):
-                return TIMESTAMP_TOKEN
+            stamp = ISO_TIMESTAMP.match(value)
+            if stamp:
+                return TIMESTAMP_TOKEN if stamp.group(1) else SECONDS_TIMESTAMP_TOKEN
             if value == self.region and key in ("awsRegion", "region"):
                 return "<region>"
             return self._string(value)

@@ -11,7 +11,7 @@ from typing import Any
 from localcloud.invocation import InvocationResult
 
 from .config import MappingConfig, SourceKind, arn_region
-from .records import StreamRecord, iso_millis
+from .records import StreamRecord, iso_millis, iso_seconds
 from .sources import make_client
 
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
@@ -41,12 +41,15 @@ def failure_record(
     else:
         start_seq, end_seq = records[0].sequence_number, records[-1].sequence_number
         first_arrival, last_arrival, count = records[0].arrival, records[-1].arrival, len(records)
+    # Recorded on AWS: Kinesis arrival times carry milliseconds, DynamoDB Streams ones whole seconds
+    # (its ApproximateCreationDateTime has second precision).
+    arrival = iso_millis if config.kind is SourceKind.KINESIS else iso_seconds
     batch_info = {
         "shardId": shard_id,
         "startSequenceNumber": start_seq,
         "endSequenceNumber": end_seq,
-        "approximateArrivalOfFirstRecord": iso_millis(first_arrival),
-        "approximateArrivalOfLastRecord": iso_millis(last_arrival),
+        "approximateArrivalOfFirstRecord": arrival(first_arrival),
+        "approximateArrivalOfLastRecord": arrival(last_arrival),
         "batchSize": count,
         "streamArn": config.event_source_arn,
     }

@@ -38,6 +38,14 @@ def _is_stream(arn: str) -> bool:
     return _service(arn) == "kinesis" or (_service(arn) == "dynamodb" and "/stream/" in arn)
 
 
+def _is_pattern(raw: Any) -> bool:
+    # A filter pattern is a JSON object; Lambda rejects anything else at creation.
+    try:
+        return isinstance(json.loads(raw), dict)
+    except (TypeError, ValueError):
+        return False
+
+
 def validate(spec: dict[str, Any], existing: list[tuple[str, str, str]], stream_exists: bool) -> None:
     """Raise the error Lambda answers for ``spec``, if any.
 
@@ -76,6 +84,9 @@ def validate(spec: dict[str, Any], existing: list[tuple[str, str, str]], stream_
             "Received Exception while reading from provided stream. "
             "class java.lang.Long can not be converted to a Timestamp",
         )
+    for entry in (spec.get("FilterCriteria") or {}).get("Filters") or []:
+        if not _is_pattern(entry.get("Pattern")):
+            raise LambdaClientError("InvalidParameterValueException", "Invalid filter pattern definition.")
     if _is_stream(arn):
         function = str(spec.get("FunctionArn") or spec.get("FunctionName") or "")
         name = function.rsplit(":", 1)[-1] if function.startswith("arn:") else function
@@ -95,6 +106,7 @@ def patch(backend_cls: Any, mapping_cls: Any, response_cls: Any, kinesis_backend
     original_create = backend_cls.create_event_source_mapping
     original_configuration = mapping_cls.get_configuration
     original_response = response_cls.create_event_source_mapping
+    original_update_response = response_cls.update_event_source_mapping
 
     def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
         arn = str(spec.get("EventSourceArn") or "")
@@ -125,6 +137,17 @@ def patch(backend_cls: Any, mapping_cls: Any, response_cls: Any, kinesis_backend
             document["State"] = "Creating"
         return 202, {**headers, "status": 202}, json.dumps(document)
 
+    def update_response(self: Any) -> Any:
+        status, headers, body = original_update_response(self)
+        if status != 202 or "Enabled" not in (self.json_body or {}):
+            return status, headers, body
+        # Switching a mapping on or off answers with the transitional state, as on AWS.
+        document = json.loads(body)
+        transitional = {"Enabled": "Enabling", "Disabled": "Disabling"}
+        document["State"] = transitional.get(document.get("State", ""), document.get("State"))
+        return status, headers, json.dumps(document)
+
     backend_cls.create_event_source_mapping = create_event_source_mapping
+    response_cls.update_event_source_mapping = update_response
     mapping_cls.get_configuration = get_configuration
     response_cls.create_event_source_mapping = create_response
