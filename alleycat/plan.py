@@ -595,6 +595,7 @@ def _limits(
     racers_per_shard = (
         inputs.racers * max(1, math.ceil(inputs.races_per_hour * inputs.race_s / 3600)) / shards
     )
+    packed = stream_figures(inputs.racers, True).bytes / inputs.racers
     split = "fewer --racers per race (a race is one partition key: it cannot spread over shards)"
     return [
         Limit(
@@ -602,7 +603,7 @@ def _limits(
             sf.records,
             lim["kinesis_shard_records_per_s"],
             "records/s",
-            split if inputs.aggregate else "--aggregate (compressed batches, ~12 B a message)",
+            split if inputs.aggregate else f"--aggregate (compressed batches, ~{packed:.0f} B a message)",
         ),
         Limit(
             "Kinesis bytes/s of one race (one shard)",
