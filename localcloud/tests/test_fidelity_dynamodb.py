@@ -4,6 +4,7 @@ replayed against localcloud with the engine's shortened timings and scored like 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -139,3 +140,209 @@ def test_disabled_dynamodb_event_source_mapping(
         "update_event_source_mapping_result": norm(response_facts(updated)),
     }
     compare(D + "test_disabled_dynamodb_event_source_mapping", observed)
+
+
+def _keyed_table(aws: Aws, norm: Normaliser, key: str, view: str) -> tuple[str, str]:
+    """A table keyed on ``key`` with a ``view`` stream; table, label and TableId registered."""
+    name = f"table-{replay.uuid.uuid4().hex[:8]}"
+    ddb = aws.client("dynamodb")
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
+    )
+    arn = str(ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"])
+    norm.add("uuid", "recorded-table-id")
+    norm.add("resource", name), norm.add("resource", arn.rsplit("/", 1)[1])
+    return name, arn
+
+
+def _events(norm: Normaliser, calls: list[Any]) -> list[Any]:
+    """Invocation events, ids and sequence numbers numbered in delivery order."""
+    for call in calls:
+        for record in call.records:
+            norm.add("event-i-d", record["eventID"])
+            norm.add("sequence-number", record["dynamodb"]["SequenceNumber"])
+    return [norm(call.event) for call in calls]
+
+
+def _with_parsed_patterns(response: dict[str, Any]) -> dict[str, Any]:
+    # The recording parsed each Pattern (a JSON string in the API) before storing it.
+    out = response_facts(response)
+    filters = out["FilterCriteria"]["Filters"]
+    out["FilterCriteria"] = {"Filters": [{"Pattern": json.loads(f["Pattern"])} for f in filters]}
+    return out
+
+
+S = "S"
+# case: (filter pattern, first item, second item, invocations expected in the end), as recorded.
+FILTER_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any], int]] = {
+    "insert_same_entry_twice": (
+        {"eventName": ["INSERT"]},
+        {"id": {S: "id_value"}, "id2": {S: "id2_value"}},
+        {"id": {S: "id_value"}, "id2": {S: "id2_value"}},
+        1,
+    ),
+    "content_or_filter": (
+        {"eventName": ["INSERT", "MODIFY"]},
+        {"id": {S: "id_value"}},
+        {"id": {S: "id_value"}, "id2": {S: "id2_new_value"}},
+        2,
+    ),
+    "content_multiple_filters": (
+        {"eventName": ["INSERT"], "eventSource": ["aws:dynamodb"]},
+        {"id": {S: "id_value"}},
+        {"id": {S: "id_value"}, "id2": {S: "id2_new_value"}},
+        1,
+    ),
+    "content_filter_type": (
+        {"dynamodb": {"NewImage": {"presentKey": {S: ["presentValue"]}}}},
+        {"id": {S: "id_value_1"}, "presentKey": {S: "presentValue"}},
+        {"id": {S: "id_value_2"}},
+        1,
+    ),
+    "exists_filter_type": (
+        {"dynamodb": {"NewImage": {"presentKey": {S: [{"exists": True}]}}}},
+        {"id": {S: "id_value_1"}, "presentKey": {S: "presentValue"}},
+        {"id": {S: "id_value_2"}},
+        1,
+    ),
+    "exists_false_filter": (
+        {"dynamodb": {"NewImage": {"presentKey": [{"exists": False}]}}},
+        {"id": {S: "id_value_1"}},
+        {"id": {S: "id_value_2"}, "presentKey": {S: "presentValue"}},
+        2,
+    ),
+    "numeric_filter": (
+        {
+            "dynamodb": {
+                "NewImage": {"numericFilter": {"N": [{"numeric": [">", 100]}, {"anything-but": "101"}]}}
+            }
+        },
+        {"id": {S: "id_value_1"}, "numericFilter": {"N": "42"}},
+        {"id": {S: "id_value_2"}, "numericFilter": {"N": "101"}},
+        1,
+    ),
+    "prefix_filter": (
+        {"dynamodb": {"NewImage": {"prefix": {S: [{"prefix": "us-1"}]}}}},
+        {"id": {S: "id_value_1"}, "prefix": {S: "us-1-other-suffix"}},
+        {"id": {S: "id_value_1"}, "prefix": {S: "other-suffix"}},
+        1,
+    ),
+    "date_time_conversion": (
+        {"dynamodb": {"ApproximateCreationDateTime": [{"numeric": [">", 0]}]}},
+        {"id": {S: "id_value_1"}},
+        {"id": {S: "id_value_2"}},
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FILTER_CASES))
+def test_dynamodb_event_filter(
+    case: str, aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    pattern, first, second, calls = FILTER_CASES[case]
+    norm = Normaliser()
+    table, arn = _keyed_table(aws, norm, "id", "NEW_AND_OLD_IMAGES")
+    fn = replay.function(aws, replay.role(aws))
+    norm.add("resource", fn)
+    invoker.register(fn, lambda event: None)
+    created = _create(
+        aws,
+        fn,
+        arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=1,
+        MaximumBatchingWindowInSeconds=1,
+        MaximumRetryAttempts=1,
+        FilterCriteria={"Filters": [{"Pattern": json.dumps(pattern)}]},
+    )
+    engine = make_engine()
+    ddb = aws.client("dynamodb")
+    ddb.put_item(TableName=table, Item=first)
+    replay.wait_calls(invoker, fn, 1)
+    first_events = list(invoker.calls_for(fn))
+    ddb.put_item(TableName=table, Item=second)
+    replay.wait_calls(invoker, fn, calls)
+    # Idle after the second write: a record the filter let through would have been delivered.
+    assert engine.wait_until_idle(timeout=replay.TIMEOUT)
+    every = invoker.calls_for(fn)
+    observed = {
+        "create_event_source_mapping_response": norm(_with_parsed_patterns(created)),
+        "lambda-log-events": _events(norm, first_events),
+        "lambda-multiple-log-events": _events(norm, every),
+    }
+    compare(f"{D}test_dynamodb_event_filter[{case}]", observed)
+
+
+def test_dynamodb_event_source_mapping(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    norm = Normaliser()
+    table, arn = _keyed_table(aws, norm, "my_partition_key", "NEW_IMAGE")
+    fn = replay.function(aws, replay.role(aws))
+    norm.add("resource", fn)
+    invoker.register(fn, lambda event: None)
+    created = _create(
+        aws,
+        fn,
+        arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=1,
+        MaximumBatchingWindowInSeconds=1,
+        MaximumRetryAttempts=1,
+    )
+    item = {"my_partition_key": {"S": "hello world"}, "binary_key": {"B": b"foobar"}}
+    aws.client("dynamodb").put_item(TableName=table, Item=item)
+    make_engine()
+    calls = replay.wait_calls(invoker, fn, 1)
+    observed = {
+        "create_event_source_mapping_response": norm(response_facts(created)),
+        "event_logs": _events(norm, calls),
+    }
+    compare(D + "test_dynamodb_event_source_mapping", observed)
+
+
+def test_dynamodb_event_source_mapping_with_sns_on_failure_destination_config(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    norm = Normaliser()
+    table, arn = _table(aws, norm)
+    topic = aws.client("sns").create_topic(Name=f"topic-{replay.uuid.uuid4().hex[:8]}")["TopicArn"]
+    _, url, qarn = replay.queue(aws)
+    aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn)
+    fn = replay.function(aws, replay.role(aws))
+    norm.add("resource", topic.rsplit(":", 1)[1]), norm.add("resource", fn)
+    invoker.register(fn, _failing)
+    created = _create(
+        aws,
+        fn,
+        arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=1,
+        MaximumBatchingWindowInSeconds=1,
+        MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": topic}},
+    )
+    norm(response_facts(created))
+    aws.client("dynamodb").put_item(TableName=table, Item={"pk": {"S": "hello world"}})
+    make_engine()
+    envelope = replay.receive_one(aws, url)
+    message = json.loads(envelope["Message"])
+    norm.add("shard-id", message["DDBStreamBatchInfo"]["shardId"])
+    norm.add("start-sequence-number", message["DDBStreamBatchInfo"]["startSequenceNumber"])
+    observed = {
+        "create_event_source_mapping_response": norm(response_facts(created)),
+        "failure_sns_message": norm(
+            {
+                "Message": message,
+                "SignatureVersion": envelope.get("SignatureVersion"),
+                "TopicArn": envelope.get("TopicArn"),
+                "Type": envelope.get("Type"),
+            }
+        ),
+    }
+    compare(D + "test_dynamodb_event_source_mapping_with_sns_on_failure_destination_config", observed)

@@ -92,7 +92,9 @@ def dynamodb_record(raw: dict[str, Any], shard_id: str, stream_arn: str, region:
             ordered[key] = _wire_item(value) if key in ("Keys", "NewImage", "OldImage") else value
     sequence_number = str(change.get("SequenceNumber", ""))
     ordered["SequenceNumber"] = sequence_number
-    ordered.setdefault("SizeBytes", len(json.dumps(change.get("Keys", {}))))
+    # moto's SizeBytes is the size of its own JSON; Lambda's is DynamoDB's item-size arithmetic
+    # over the keys and the images the record carries (recorded on AWS, see the fidelity suite).
+    ordered["SizeBytes"] = sum(item_size(change.get(part) or {}) for part in ("Keys", "NewImage", "OldImage"))
     event: dict[str, Any] = {
         "eventID": str(raw.get("eventID", "")),
         "eventName": raw.get("eventName"),
@@ -116,6 +118,41 @@ def dynamodb_record(raw: dict[str, Any], shard_id: str, stream_arn: str, region:
         event=event,
         size=_json_size(event),
     )
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """DynamoDB's size of an item (or key) in bytes: each attribute's name plus its value."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(attribute: dict[str, Any]) -> int:
+    # DynamoDB's documented sizes: strings and binaries by length, numbers 1 byte per two
+    # significant digits plus 1, booleans and nulls 1, lists and maps 3 plus 1 per element.
+    (kind, value), *_ = attribute.items()
+    if kind == "S":
+        return len(str(value).encode())
+    if kind == "B":
+        return len(value) if isinstance(value, bytes | bytearray) else len(base64.b64decode(value))
+    if kind == "N":
+        return _number_size(str(value))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(str(v).encode()) for v in value)
+    if kind == "NS":
+        return sum(_number_size(str(v)) for v in value)
+    if kind == "BS":
+        return sum(_value_size({"B": v}) for v in value)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in value)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(v) for k, v in value.items())
+    return len(json.dumps(value))
+
+
+def _number_size(text: str) -> int:
+    digits = text.lstrip("+-").split("e")[0].split("E")[0].replace(".", "").strip("0")
+    return (len(digits) + 1) // 2 + 1
 
 
 def _wire_value(attribute: dict[str, Any]) -> dict[str, Any]:
