@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from botocore.exceptions import ClientError
 
 from leaderboard.api.cursor import MAX_CURSOR_LENGTH
-from leaderboard.api.dependencies import get_service, get_settings
+from leaderboard.api.dependencies import get_cursors, get_service, get_settings
 from leaderboard.api.errors import InvalidCursorError, NotFoundError
 from leaderboard.api.models import (
     ApiModel,
@@ -255,4 +255,5 @@ def reset() -> None:
     """Forget the app, service and settings, so the next request rebuilds them from the environment."""
     get_app.cache_clear()
     get_service.cache_clear()
+    get_cursors.cache_clear()
     get_settings.cache_clear()

@@ -13,7 +13,8 @@ import boto3
 from botocore.config import Config
 
 from leaderboard.adapters.queries import DynamoLeaderboardQueries
-from leaderboard.api.cursor import CursorCodec
+from leaderboard.api.cursor import CursorCodec, Cursors
+from leaderboard.api.cursor_keys import SecretCursorKeys
 from leaderboard.api.ranking import RankingCache
 from leaderboard.api.service import LeaderboardService
 from leaderboard.api.settings import ApiSettings
@@ -40,6 +41,19 @@ def get_service() -> LeaderboardService:
     client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
     return LeaderboardService(
         reads=DynamoLeaderboardQueries(client, settings.table_name),
-        cursors=CursorCodec(settings.cursor_secret.get_secret_value().encode()),
+        cursors=get_cursors(),
         rankings=RankingCache(settings.ranking_cache_races, settings.ranking_revalidate_ms / 1000),
     )
+
+
+@cache
+def get_cursors() -> Cursors:
+    """Cursors signed with the secret from Secrets Manager (or the fixed key, when one is set)."""
+    settings = get_settings()
+    if settings.cursor_secret is not None:
+        return CursorCodec(settings.cursor_secret.get_secret_value().encode())
+    assert settings.cursor_secret_id is not None  # the settings hold one of the two
+    client = boto3.client("secretsmanager", config=_CLIENT_CONFIG)
+    keys = SecretCursorKeys(settings.cursor_secret_id, client, max_age_s=settings.cursor_secret_max_age_s)
+    keys.codec()  # at cold start: a missing secret or grant fails the first request, not a later page
+    return keys

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from leaderboard.api.cursor import CursorCodec
+from leaderboard.api.cursor import Cursors
 from leaderboard.api.errors import RaceNotFoundError, RacerNotFoundError
 from leaderboard.api.models import (
     ClassLeaderboard,
@@ -77,7 +77,7 @@ def race_standing(standing: Standing) -> RaceStanding:
 class LeaderboardService:
     """Race lists, race leaderboards, racer neighbourhoods and class boards."""
 
-    def __init__(self, reads: LeaderboardReads, cursors: CursorCodec, rankings: RankingCache) -> None:
+    def __init__(self, reads: LeaderboardReads, cursors: Cursors, rankings: RankingCache) -> None:
         """Serve from ``reads``, signing cursors with ``cursors``, keeping rankings in ``rankings``."""
         self._reads = reads
         self._cursors = cursors

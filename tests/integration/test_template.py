@@ -30,6 +30,7 @@ EXPECTED_SKIPPED = {
     "AWS::Cognito::IdentityPool",  # browsers' credentials for AWS IoT; locally MQTT is anonymous
     "AWS::Cognito::IdentityPoolRoleAttachment",
     "AWS::SecretsManager::Secret",  # created by localcloud before the stack (dynamic references)
+    "AWS::SecretsManager::RotationSchedule",  # RotateSecret by localcloud, after the stack
     "AWS::CloudWatch::Alarm",  # created by localcloud with PutMetricAlarm
     # The viewer page's hosting: locally `alleycat up` serves the same files at viewer_url.
     "AWS::CloudFront::Distribution",

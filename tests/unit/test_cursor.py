@@ -95,3 +95,21 @@ def test_a_cursor_from_before_scores_moved_to_ten_thousandths_has_expired() -> N
     # Then it is refused rather than resuming the page at the wrong row
     with pytest.raises(InvalidCursorError, match="expired"):
         codec.decode(old, "race:1:leaderboard", 2)
+
+
+def test_a_cursor_verifies_under_an_accepted_older_key_and_not_once_that_key_is_dropped() -> None:
+    # Given a cursor signed with key k1, and a rotation to k2 that still accepts k1
+    old = CursorCodec(SECRET, "k1")
+    cursor = old.encode("race:1:leaderboard", (5, 6))
+    rotated = CursorCodec(b"second-secret-for-tests-0123456789", "k2", {"k1": SECRET})
+    # Then the cursor still decodes, and new cursors name k2
+    assert rotated.decode(cursor, "race:1:leaderboard", 2) == (5, 6)
+    assert rotated.knows("k1") and rotated.knows("k2") and not rotated.knows("k0")
+    # When a second rotation drops k1, Then the cursor is refused as expired
+    twice = CursorCodec(b"third-secret-for-tests-0123456789", "k3", {"k2": rotated.secret})
+    with pytest.raises(InvalidCursorError, match="expired"):
+        twice.decode(cursor, "race:1:leaderboard", 2)
+    # And a cursor claiming an accepted key id but signed with another secret is refused
+    forged = CursorCodec(b"attacker-secret-0123456789abcdef", "k2").encode("race:1:leaderboard", (5, 6))
+    with pytest.raises(InvalidCursorError, match="not valid"):
+        twice.decode(forged, "race:1:leaderboard", 2)

@@ -17,6 +17,7 @@ The patches are installed once per process and are inert while no bridge is acti
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import logging
@@ -173,7 +174,29 @@ def _install() -> None:
         _patch_rules()
         _patch_mappings()
         _patch_layers()
+        _patch_rotation()
         _state.installed = True
+
+
+def _patch_rotation() -> None:
+    """``RotateSecret`` without a function uses the secret's configured one, as on AWS.
+
+    moto forgets the configured rotation function when a call names none (so a later
+    ``rotate-secret --secret-id X`` just moved AWSCURRENT onto an empty version, invoking nothing).
+    """
+    from moto.secretsmanager.models import SecretsManagerBackend  # noqa: PLC0415 - moto is heavy
+
+    original = SecretsManagerBackend.rotate_secret
+
+    def rotate_secret(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> str:
+        if not kwargs.get("rotation_lambda_arn") and len(args) < 2:
+            with contextlib.suppress(Exception):  # an unknown secret: moto raises its own error below
+                configured = getattr(self.describe_secret(secret_id), "rotation_lambda_arn", "")
+                if configured:
+                    kwargs["rotation_lambda_arn"] = configured
+        return str(original(self, secret_id, *args, **kwargs))
+
+    SecretsManagerBackend.rotate_secret = rotate_secret  # type: ignore[method-assign]
 
 
 def _patch_invoke() -> None:

@@ -7,6 +7,9 @@
   localcloud's asynchronous queue obeys (retries, maximum event age, destinations).
 * ``AWS::SecretsManager::Secret`` (no moto model): created before the stack under its stand-in
   name, so ``Ref`` and ``{{resolve:secretsmanager:...}}`` both work.
+* ``AWS::SecretsManager::RotationSchedule`` (no moto model): RotateSecret with the function and
+  rules, which rotates at once (as CloudFormation does on create) by invoking the rotation function's
+  four steps; a redeploy with the same function leaves the secret alone.
 * S3 buckets' ``NotificationConfiguration`` (moto ignores the property): applied with
   PutBucketNotificationConfiguration, so moto's notifications (routed to the runtime) fire.
 """
@@ -161,6 +164,24 @@ def put_event_invoke_config(item: SkippedResource, context: DeployContext) -> st
     return "lambda:PutFunctionEventInvokeConfig"
 
 
+def schedule_rotation(item: SkippedResource, context: DeployContext) -> str | None:
+    """Configure the secret's rotation and rotate it once, unless this function already rotates it."""
+    properties = item.resolved_properties or {}
+    secret_id, function = properties.get("SecretId"), properties.get("RotationLambdaARN")
+    if not isinstance(secret_id, str) or not isinstance(function, str):
+        LOG.warning("%s: only rotation with a RotationLambdaARN is served locally", item.logical_id)
+        return None
+    secrets = context.client("secretsmanager")
+    if secrets.describe_secret(SecretId=secret_id).get("RotationLambdaARN") == function:
+        return "secretsmanager:RotateSecret"
+    request: dict[str, Any] = {"SecretId": secret_id, "RotationLambdaARN": function}
+    rules = properties.get("RotationRules") or {}
+    if "AutomaticallyAfterDays" in rules:
+        request["RotationRules"] = {"AutomaticallyAfterDays": int(rules["AutomaticallyAfterDays"])}
+    secrets.rotate_secret(**request)
+    return "secretsmanager:RotateSecret"
+
+
 # Run before the stack is created: the stack may read these through dynamic references.
 PRE_DEPLOY_HANDLERS: dict[str, SkippedHandler] = {
     "AWS::SecretsManager::Secret": create_secret,
@@ -172,6 +193,7 @@ SKIPPED_HANDLERS: dict[str, SkippedHandler] = {
     "AWS::SQS::QueuePolicy": accept_policy,
     "AWS::SNS::TopicPolicy": accept_policy,
     "AWS::Lambda::EventInvokeConfig": put_event_invoke_config,
+    "AWS::SecretsManager::RotationSchedule": schedule_rotation,
 }
 
 
