@@ -93,7 +93,7 @@ def difference_hash(image: Image.Image) -> str:
         .convert("L")
         .resize((_HASH_SIZE + 1, _HASH_SIZE), Image.Resampling.LANCZOS)
     )
-    pixels = list(grey.getdata())
+    pixels = grey.tobytes()  # mode "L": one byte per pixel, row by row
     bits = 0
     for row in range(_HASH_SIZE):
         for col in range(_HASH_SIZE):
@@ -112,8 +112,9 @@ def dominant_colours(image: Image.Image, count: int = 3) -> list[str]:
     counts = sorted(palette_image.getcolors() or [], reverse=True)
     colours = []
     for _, index in counts[:count]:
-        at = int(index) * 3  # a palette image's colours are palette indexes
-        r, g, b = palette[at : at + 3]
+        if not isinstance(index, int):  # a palette image's colours are palette indexes
+            continue
+        r, g, b = palette[index * 3 : index * 3 + 3]
         colours.append(f"#{r:02x}{g:02x}{b:02x}")
     return colours
 
