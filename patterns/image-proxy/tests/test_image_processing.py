@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pytest
+from image_proxy.events import objects_created
 from image_proxy.images import RejectedImageError, analyse, difference_hash, open_image, thumbnail
 from image_samples import bomb_png_bytes, jpeg_bytes, png_bytes, rotated_jpeg_bytes
 from PIL import Image
@@ -76,3 +79,13 @@ def test_too_many_pixels_is_refused_before_decoding():
         open_image(data, 1_000_000)
     assert refused.value.reason.startswith("too many pixels")
     assert open_image(data, 2_000_000).size == (1200, 1200)
+
+
+def test_sample_events_parse_as_the_functions_read_them():
+    events = Path(__file__).resolve().parents[1] / "events"
+    created = objects_created(json.loads((events / "sns_s3_object_created.json").read_text()))
+    assert [(c.key, c.size, c.event_time) for c in created] == [
+        ("uploads/summit at dawn.jpg", 48213, "2026-05-17T08:30:00.123Z")
+    ]
+    # S3's test event (sent when the notification is configured) carries no object
+    assert objects_created(json.loads((events / "sns_s3_test_event.json").read_text())) == []
