@@ -94,6 +94,7 @@ export async function guestCredentials(region, identityPoolId, storage = globalT
   }
   const { Credentials: c } = await cognito(region, "GetCredentialsForIdentity", { IdentityId: identityId });
   return {
+    identityId, // the viewer's MQTT client id must start with it (the IoT policy binds the two)
     accessKeyId: c.AccessKeyId,
     secretAccessKey: c.SecretKey,
     sessionToken: c.SessionToken,

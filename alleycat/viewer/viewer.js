@@ -88,10 +88,14 @@ async function connectMqtt() {
   const { mqttUrl, identityPoolId, region } = state.config;
   let url = mqttUrl;
   let resign = null;
+  let clientId = `viewer-${crypto.randomUUID()}`;
   if (identityPoolId !== "local") {
     // AWS IoT: a guest identity's credentials, and a URL signed with them. The signature is only
     // checked when a connection opens, so a fresh one is prepared for every reconnect.
     let credentials = await guestCredentials(region, identityPoolId);
+    // The policy allows only client ids "<own identity id>-...": another viewer's id is refused,
+    // and the random suffix lets several tabs of one browser (one identity) stay connected.
+    clientId = `${credentials.identityId}-${crypto.randomUUID()}`;
     url = await signMqttUrl(mqttUrl, region, credentials);
     resign = async () => {
       if (credentials.expiresAt - Date.now() < 5 * 60_000) credentials = await guestCredentials(region, identityPoolId);
@@ -100,7 +104,7 @@ async function connectMqtt() {
     setInterval(() => resign().catch((e) => console.warn("re-signing the MQTT URL failed", e)), 4 * 60_000);
   }
   client = mqtt.connect(url, {
-    clientId: `viewer-${crypto.randomUUID()}`, // the viewer policy allows client ids viewer-*
+    clientId,
     protocolVersion: 4,
     clean: true,
     reconnectPeriod: 2000,
