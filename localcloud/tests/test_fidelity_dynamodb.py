@@ -346,3 +346,153 @@ def test_dynamodb_event_source_mapping_with_sns_on_failure_destination_config(
         ),
     }
     compare(D + "test_dynamodb_event_source_mapping_with_sns_on_failure_destination_config", observed)
+
+
+HELLO = {"my_partition_key": {"S": "hello world"}, "binary_key": {"B": b"foobar"}}
+
+
+def _divide_by_zero(event: dict[str, Any]) -> Any:
+    return 1 / 0
+
+
+FAILURE_RESPONSES: dict[str, Any] = {
+    "item_identifier_not_present_failure": {"batchItemFailures": [{"itemIdentifier": 123}]},
+    "empty_string_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": ""}]},
+    "null_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": None}]},
+    "invalid_key_foo_failure": {"batchItemFailures": [{"foo": 123}]},
+    "invalid_key_foo_null_value_failure": {"batchItemFailures": [{"foo": None}]},
+    "unhandled_exception_in_function": _divide_by_zero,
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURE_RESPONSES))
+def test_dynamodb_report_batch_item_failure_scenarios(
+    case: str, aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    # The recording's create response is not in its snapshot; four invocations mean 3 retries.
+    norm = Normaliser()
+    name = f"table-{replay.uuid.uuid4().hex[:8]}"
+    norm.add("uuid", "recorded-table-id"), norm.add("resource", name)
+    fn = replay.function(aws, replay.role(aws))
+    norm.add("resource", fn)
+    table, arn = _named_table(aws, name, "my_partition_key", "NEW_IMAGE")
+    norm.add("resource", arn.rsplit("/", 1)[1])
+    _, url, qarn = replay.queue(aws)
+    response = FAILURE_RESPONSES[case]
+    invoker.register(fn, response if callable(response) else (lambda event: response))
+    _create(
+        aws,
+        fn,
+        arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=1,
+        MaximumBatchingWindowInSeconds=1,
+        MaximumRetryAttempts=3,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        DestinationConfig={"OnFailure": {"Destination": qarn}},
+    )
+    aws.client("dynamodb").put_item(TableName=table, Item=HELLO)
+    make_engine()
+    body = replay.receive_one(aws, url)
+    norm.add("shard-id", body["DDBStreamBatchInfo"]["shardId"])
+    events = _events(norm, invoker.calls_for(fn))
+    compare(
+        f"{D}test_dynamodb_report_batch_item_failure_scenarios[{case}]",
+        {"destination_body": norm(body), "dynamodb_events": events},
+    )
+
+
+SUCCESS_RESPONSES: dict[str, Any] = {
+    "empty_list_success": [],
+    "null_success": None,
+    "empty_dict_success": {},
+    "empty_batch_item_failure_success": {"batchItemFailures": []},
+    "null_batch_item_failure_success": {"batchItemFailures": None},
+}
+
+
+@pytest.mark.parametrize("case", list(SUCCESS_RESPONSES))
+def test_dynamodb_report_batch_item_success_scenarios(
+    case: str, aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    norm = Normaliser()
+    table, arn = _keyed_table(aws, norm, "my_partition_key", "NEW_IMAGE")
+    fn = replay.function(aws, replay.role(aws))
+    invoker.register(fn, lambda event: SUCCESS_RESPONSES[case])
+    _create(
+        aws,
+        fn,
+        arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=1,
+        MaximumBatchingWindowInSeconds=1,
+        MaximumRetryAttempts=3,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    aws.client("dynamodb").put_item(TableName=table, Item=HELLO)
+    engine = make_engine()
+    replay.wait_calls(invoker, fn, 1)
+    # Idle means the record was resolved: a retry would have shown up as a second invocation.
+    assert engine.wait_until_idle(timeout=replay.TIMEOUT)
+    events = _events(norm, invoker.calls_for(fn))
+    compare(f"{D}test_dynamodb_report_batch_item_success_scenarios[{case}]", {"dynamodb_events": events})
+
+
+def test_dynamodb_event_source_mapping_with_s3_on_failure_destination(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    norm = Normaliser()
+    table, arn = _keyed_table(aws, norm, "my_partition_key", "NEW_IMAGE")
+    bucket = f"bucket-{replay.uuid.uuid4().hex[:8]}"
+    aws.client("s3").create_bucket(Bucket=bucket)
+    fn = replay.function(aws, replay.role(aws))
+    norm.add("resource", bucket), norm.add("resource", fn)
+    invoker.register(fn, _failing)
+    created = _create(
+        aws,
+        fn,
+        arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=1,
+        MaximumBatchingWindowInSeconds=1,
+        MaximumRetryAttempts=1,
+        DestinationConfig={"OnFailure": {"Destination": f"arn:aws:s3:::{bucket}"}},
+    )
+    norm(response_facts(created))
+    aws.client("dynamodb").put_item(TableName=table, Item={"my_partition_key": {"S": "hello world"}})
+    make_engine()
+    _, body = replay.one_object(aws, bucket)
+    norm.add("shard-id", body["DDBStreamBatchInfo"]["shardId"])
+    for record in body["payload"]["Records"]:
+        norm.add("event-i-d", record["eventID"])
+        norm.add("sequence-number", record["dynamodb"]["SequenceNumber"])
+    observed = {
+        "create_event_source_mapping_response": norm(response_facts(created)),
+        "record_body": norm(body),
+    }
+    compare(D + "test_dynamodb_event_source_mapping_with_s3_on_failure_destination", observed)
+
+
+def test_esm_with_not_existing_dynamodb_stream(aws: Aws) -> None:
+    fn = replay.function(aws, replay.role(aws))
+    # The recording kept its (random) table name and stream label verbatim; we use the same.
+    missing = (
+        "arn:aws:dynamodb:us-east-1:123456789012:table/test-table-4a53f4e8/stream/2025-02-22T03:03:25.490"
+    )
+    with pytest.raises(aws.client("lambda").exceptions.ClientError) as error:
+        _create(aws, fn, missing, StartingPosition="TRIM_HORIZON")
+    compare(
+        D + "test_esm_with_not_existing_dynamodb_stream", {"error": Normaliser()(error_facts(error.value))}
+    )
+
+
+def _named_table(aws: Aws, name: str, key: str, view: str) -> tuple[str, str]:
+    ddb = aws.client("dynamodb")
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": view},
+    )
+    return name, str(ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"])

@@ -103,6 +103,8 @@ def validate(spec: dict[str, Any], existing: list[tuple[str, str, str]], stream_
 
 def patch(backend_cls: Any, mapping_cls: Any, response_cls: Any, kinesis_backends: Any) -> None:
     """Patch moto's Lambda backend, mapping model and responses (process-wide)."""
+    from moto.awslambda.exceptions import LambdaClientError  # noqa: PLC0415 - moto is optional
+
     original_create = backend_cls.create_event_source_mapping
     original_configuration = mapping_cls.get_configuration
     original_response = response_cls.create_event_source_mapping
@@ -118,7 +120,15 @@ def patch(backend_cls: Any, mapping_cls: Any, response_cls: Any, kinesis_backend
             (m.uuid, m.function_arn, m.event_source_arn) for m in self._event_source_mappings.values()
         ]
         validate(spec, existing, stream_exists)
-        return original_create(self, spec)
+        try:
+            return original_create(self, spec)
+        except Exception as error:
+            # moto answers an unknown stream with ResourceNotFoundException; Lambda with this.
+            if _is_stream(arn) and "Invalid EventSourceArn" in str(getattr(error, "message", error)):
+                raise LambdaClientError(
+                    "InvalidParameterValueException", f"Stream not found: {arn}"
+                ) from error
+            raise
 
     def get_configuration(self: Any) -> dict[str, Any]:
         configuration: dict[str, Any] = original_configuration(self)
