@@ -90,10 +90,14 @@ lint: setup $(ACTIONLINT)
 # Each pattern stack is linted as the standalone project it is: its functions are all app.py, checked
 # one at a time against the pattern's shared layer.
 LIFO := patterns/lifo-queue
+IMAGES := patterns/image-proxy
 lint-patterns: setup
 	$(BIN)/cfn-lint $(LIFO)/template.yaml $(LIFO)/baseline/template.yaml
 	$(BIN)/mypy $(LIFO)/src/shared $(LIFO)/lifo_load.py $(LIFO)/lifo_measure.py
 	for app in $(LIFO)/src/*/app.py; do MYPYPATH=$(LIFO)/src/shared $(BIN)/mypy $$app || exit 1; done
+	$(BIN)/cfn-lint $(IMAGES)/template.yaml
+	$(BIN)/mypy $(IMAGES)/src/shared
+	for app in $(IMAGES)/src/*/app.py; do MYPYPATH=$(IMAGES)/src/shared $(BIN)/mypy $$app || exit 1; done
 
 fmt: setup
 	$(BIN)/ruff format .
