@@ -5,21 +5,34 @@ amqtt is asyncio-based; its event loop lives on a background thread so the rest 
 is also handed to ``on_message`` (the rules engine) through a small broker plugin, and
 :meth:`MqttBroker.publish` does the same for in-process and data-plane publishes, so rules see
 every message exactly once whatever its origin.
+
+The WebSocket listener refuses a handshake whose ``Host`` is not a loopback name or whose ``Origin``
+is a page from anywhere else (403): browsers let any web page open a WebSocket to 127.0.0.1, and
+nothing else would stop a foreign page from subscribing here or publishing fake messages. Clients
+that send no ``Origin`` (MQTT libraries, tools) are let through, as on the HTTP servers
+(:mod:`localcloud.httpserver`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from http import HTTPStatus
 from typing import Any
 
-from amqtt.broker import Broker
+import websockets
+from amqtt.broker import Broker, ListenerType
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
 
+from localcloud.httpserver import host_allowed
 from localcloud.iot.messages import IotMessage
 from localcloud.iot.topics import validate_topic
 
@@ -87,6 +100,51 @@ class AcceptAnyClientPlugin(BaseAuthPlugin):  # type: ignore[misc]
     async def authenticate(self, *, session: Any) -> bool:
         """Accept."""
         return True
+
+
+def websocket_refusal(host: str | None, origin: str | None) -> str | None:
+    """Why a WebSocket handshake must be refused (a foreign Host or a foreign page), or None."""
+    if host is None or not host_allowed(host):
+        return f"Host {host!r} is not a name of this machine"
+    if origin is not None:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not host_allowed(rest.split("/", 1)[0]):
+            return f"Origin {origin!r} may not connect here"
+    return None
+
+
+def _check_handshake(connection: ServerConnection, request: Request) -> Response | None:
+    refusal = websocket_refusal(request.headers.get("Host"), request.headers.get("Origin"))
+    if refusal is None:
+        return None
+    LOG.warning("refused a WebSocket connection: %s", refusal)
+    return connection.respond(HTTPStatus.FORBIDDEN, refusal + "\n")
+
+
+class _LocalBroker(Broker):  # type: ignore[misc]
+    """amqtt's broker with the WebSocket handshake checked (see the module docstring)."""
+
+    async def _create_server_instance(
+        self,
+        listener_name: str,
+        listener_type: ListenerType,
+        address: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+    ) -> Any:
+        # Overrides amqtt 0.12's (private) factory only for WebSocket listeners, adding the check.
+        if listener_type != ListenerType.WS:
+            return await super()._create_server_instance(
+                listener_name, listener_type, address, port, ssl_context
+            )
+        return await websockets.serve(
+            partial(self.ws_connected, listener_name=listener_name),
+            address,
+            port,
+            ssl=ssl_context,
+            subprotocols=[websockets.Subprotocol("mqtt")],
+            process_request=_check_handshake,
+        )
 
 
 _AUTH_PLUGIN = f"{AcceptAnyClientPlugin.__module__}.{AcceptAnyClientPlugin.__qualname__}"
@@ -161,7 +219,7 @@ class MqttBroker:
             # packet-logging plugins are left out (noise, and $SYS topics do not exist on AWS).
             "plugins": {_AUTH_PLUGIN: {}, _TAP_PLUGIN: {}},
         }
-        broker = Broker(config)
+        broker = _LocalBroker(config)
         for plugin in broker.plugins_manager.plugins:
             if isinstance(plugin, MessageTapPlugin):
                 plugin.attach(self._client_published, self._retained_changed)
