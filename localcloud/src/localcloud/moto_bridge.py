@@ -19,12 +19,17 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import itertools
 import json
 import logging
+import os
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
+from urllib.parse import quote_plus
 
 from moto.awslambda.models import LambdaBackend, LambdaFunction, LayerVersion
 from moto.core.exceptions import JsonRESTError
@@ -266,6 +271,60 @@ def _patch_s3() -> None:
         dispatcher.invoke_async(fn_arn, event_body, "s3")
 
     s3_notifications._invoke_awslambda = invoke_awslambda
+
+    original_event: Callable[..., dict[str, Any]] = s3_notifications._get_s3_event
+
+    def get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        event = original_event(event_name, bucket, key, notification_id)
+        if _active() is not None:
+            _complete_s3_event(event, bucket, key)
+        return event
+
+    s3_notifications._get_s3_event = get_s3_event
+
+    original_sns: Callable[..., None] = s3_notifications._send_sns_message
+
+    def send_sns_message(account_id: str, event_body: Any, topic_arn: str, region_name: str) -> None:
+        if _active() is None:
+            original_sns(account_id, event_body, topic_arn, region_name)
+            return
+        from moto.sns.models import sns_backends  # noqa: PLC0415
+
+        try:
+            # S3's notifications through SNS carry this subject on AWS.
+            sns_backends[account_id][region_name].publish(
+                arn=topic_arn, message=json.dumps(event_body), subject="Amazon S3 Notification"
+            )
+        except Exception:  # asynchronous on AWS: the upload itself never fails because of it
+            LOG.warning("S3 notification to %s not delivered", topic_arn, exc_info=True)
+
+    s3_notifications._send_sns_message = send_sns_message
+
+
+# S3's sequencer only grows for a key; a process-wide counter keeps that.
+_s3_sequencer = itertools.count(int(time.time() * 1000) << 16)
+
+
+def _complete_s3_event(event: dict[str, Any], bucket: Any, key: Any) -> None:
+    """Fill in the parts of AWS's S3 event record moto leaves out, and encode the key as S3 does."""
+    for record in event.get("Records", []):
+        s3 = record["s3"]
+        # S3 URL-encodes the key with spaces as "+" but leaves "/" alone (moto also encodes "/").
+        s3["object"]["key"] = quote_plus(key.name, safe="/")
+        s3["object"]["sequencer"] = f"{next(_s3_sequencer):018X}"
+        if getattr(key, "version_id", None) and getattr(bucket, "is_versioned", False):
+            s3["object"]["versionId"] = key.version_id
+        s3["bucket"].setdefault("ownerIdentity", {"principalId": _S3_PRINCIPAL})
+        record.setdefault("userIdentity", {"principalId": f"AWS:{_S3_PRINCIPAL}"})
+        record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
+        request_id = uuid.uuid4().hex[:16].upper()
+        record.setdefault(
+            "responseElements",
+            {"x-amz-request-id": request_id, "x-amz-id-2": base64.b64encode(os.urandom(48)).decode()},
+        )
+
+
+_S3_PRINCIPAL = "A1LOCALCLOUDEXAMPLE"
 
 
 def _patch_events() -> None:
