@@ -281,10 +281,8 @@ def test_stats_report_iterator_age_and_counts(
     aws.put_many(stream, [("k", {"n": i}) for i in range(5)])
     uuid = aws.mapping(name, stream_arn, BatchSize=2)["UUID"]
     engine = make_engine()
-    time.sleep(0.4)
     # While a batch is stuck, the iterator age grows
-    [busy] = engine.stats()
-    assert busy.iterator_age_ms >= 300
+    assert wait_for(lambda: any(s.iterator_age_ms >= 300 for s in engine.stats()), timeout=10)
     gate["open"] = True
     assert engine.wait_until_idle(10)
     [stats] = engine.stats()

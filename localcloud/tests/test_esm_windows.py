@@ -6,6 +6,7 @@ import itertools
 import re
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from esm_support import (
     moto_endpoint,
     wait_for,
 )
+from localcloud.esm.windows import window_start
 
 __all__ = ["aws", "invoker", "make_engine", "moto_endpoint"]
 
@@ -37,9 +39,51 @@ def _epoch(iso: str) -> float:
 
 
 def _align(window: int, margin: float = 0.05) -> None:
-    """Sleep until just after the next window boundary, so records put now share one window."""
+    """Sleep until just after the next window boundary, so records put now likely share one window."""
     now = time.time()
     time.sleep(window - (now % window) + margin)
+
+
+def _arrival_windows(aws: Aws, stream: str, window: int) -> list[int]:
+    """The tumbling window each record on the stream's one shard arrived in, in stream order."""
+    kinesis = aws.client("kinesis")
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]
+    return [window_start(r["ApproximateArrivalTimestamp"].timestamp(), window) for r in records]
+
+
+def _stream_with_windows(
+    aws: Aws, window: int, groups: list[list[int]], then: Callable[[str, str], None] | None = None
+) -> tuple[str, str]:
+    """A fresh stream holding each group of records (``{"n": n}``) in a tumbling window of its own.
+
+    Each group is put just after a window boundary, and the arrival times the stream gave the records
+    are checked: on a machine busy enough that a group straddles a boundary, the scenario starts again
+    on a fresh stream (a bounded number of times), so the tests never depend on timing luck.
+    ``then(stream, arn)`` runs after the first group (e.g. to start an engine) and before the rest.
+    """
+    sizes = [len(group) for group in groups]
+    for _attempt in range(6):
+        stream, stream_arn = aws.stream()
+        for index, group in enumerate(groups):
+            if index == 0 or then is None:
+                _align(window)
+            aws.put_many(stream, [("k", {"n": n}) for n in group])
+            if index == 0 and then is not None:
+                then(stream, stream_arn)
+        arrived = _arrival_windows(aws, stream, window)
+        per_group, start = [], 0
+        for size in sizes:
+            per_group.append(set(arrived[start : start + size]))
+            start += size
+        if all(len(w) == 1 for w in per_group):
+            firsts = [min(w) for w in per_group]
+            wanted_same = then is not None  # the groups around `then` share one window
+            if (wanted_same and len(set(firsts)) == 1) or (not wanted_same and firsts == sorted(set(firsts))):
+                return stream, stream_arn
+    raise AssertionError(f"could not place {sizes} records in windows of {window} s in six tries")
 
 
 def counting_handler(event: dict[str, Any]) -> dict[str, Any]:
@@ -146,13 +190,9 @@ def test_failing_final_invocation_blocks_the_shard_until_it_succeeds(
         return counting_handler(event)
 
     invoker.register(name, handler)
-    stream, stream_arn = aws.stream()
+    # Records 0 and 1 in one window, record 2 in a later one
+    _stream, stream_arn = _stream_with_windows(aws, 1, [[0, 1], [2]])
     aws.mapping(name, stream_arn, TumblingWindowInSeconds=1)
-    _align(1)
-    aws.put(stream, {"n": 0})
-    aws.put(stream, {"n": 1})
-    _align(1)
-    aws.put(stream, {"n": 2})
     engine = make_engine()
     assert engine.wait_until_idle(15, include_windows=True)
     calls = invoker.calls_for(name)
@@ -211,10 +251,8 @@ def test_state_over_one_megabyte_terminates_the_window_early(
         return result
 
     invoker.register(name, handler)
-    stream, stream_arn = aws.stream()
+    _stream, stream_arn = _stream_with_windows(aws, 2, [[0, 1, 2, 3]])
     aws.mapping(name, stream_arn, TumblingWindowInSeconds=2, BatchSize=2)
-    _align(2)
-    aws.put_many(stream, [("k", {"n": i}) for i in range(4)])
     engine = make_engine()
     assert engine.wait_until_idle(15, include_windows=True)
     calls = invoker.calls_for(name)
@@ -237,19 +275,24 @@ def test_state_over_one_megabyte_terminates_the_window_early(
 def test_open_window_state_survives_an_engine_restart(
     aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory, tmp_path: Any
 ) -> None:
-    # Given a 3 s window and a first engine that processes part of it
-    name, *_ = aws.function()
-    invoker.register(name, counting_handler)
-    stream, stream_arn = aws.stream()
-    aws.mapping(name, stream_arn, TumblingWindowInSeconds=3)
-    _align(3)
-    aws.put_many(stream, [("k", {"n": i}) for i in range(3)])
-    first = make_engine(state_dir=tmp_path / "s")
-    assert first.wait_until_idle(5)
-    first.stop()
-    # When a new engine with the same state directory takes over within the window
-    aws.put_many(stream, [("k", {"n": i}) for i in range(3, 5)])
-    second = make_engine(state_dir=tmp_path / "s")
+    # Given a 3 s window and a first engine that processes part of it (and stops) within the window
+    tries: list[tuple[str, str, Any]] = []  # (function, mapping, state folder) of each try
+
+    def first_engine(stream: str, stream_arn: str) -> None:
+        if tries:  # the previous try's records straddled a window edge: retire its mapping
+            aws.client("lambda").delete_event_source_mapping(UUID=tries[-1][1])
+        name, *_ = aws.function()
+        invoker.register(name, counting_handler)
+        uuid = aws.mapping(name, stream_arn, TumblingWindowInSeconds=3)["UUID"]
+        tries.append((name, uuid, tmp_path / f"s{len(tries)}"))
+        first = make_engine(state_dir=tries[-1][2])
+        assert first.wait_until_idle(5)
+        first.stop()
+
+    # When a new engine with the same state directory takes over, records 3 and 4 in the same window
+    _stream_with_windows(aws, 3, [[0, 1, 2], [3, 4]], then=first_engine)
+    name, _uuid, state_dir = tries[-1]
+    second = make_engine(state_dir=state_dir)
     assert second.wait_until_idle(15, include_windows=True)
     # Then the state carried on and the single final invocation has all five records
     finals = _finals(invoker.calls_for(name))
