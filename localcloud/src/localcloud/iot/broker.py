@@ -28,12 +28,13 @@ from typing import Any
 
 import websockets
 from amqtt.broker import Broker, ListenerType
-from amqtt.plugins.base import BaseAuthPlugin, BasePlugin
+from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from localcloud.httpserver import host_allowed
 from localcloud.iot.messages import IotMessage
+from localcloud.iot.policy import IotAccess
 from localcloud.iot.topics import validate_topic
 
 LOG = logging.getLogger(__name__)
@@ -90,16 +91,52 @@ _WS_CLOSE_TIMEOUT = 1.0
 
 
 class AcceptAnyClientPlugin(BaseAuthPlugin):  # type: ignore[misc]
-    """Lets every client in, without marking it anonymous.
+    """Lets in the clients the broker's :class:`IotAccess` allows (everyone when it has none).
 
-    amqtt's own anonymous plugin marks sessions anonymous, and amqtt then drops anonymous
-    persistent sessions on disconnect and queues nothing for them; AWS IoT keeps persistent
-    sessions (and their QoS 1 messages) for an hour.
+    It never marks a session anonymous: amqtt drops anonymous persistent sessions on disconnect
+    and queues nothing for them; AWS IoT keeps persistent sessions (and their QoS 1 messages) for
+    an hour.
     """
 
+    access: IotAccess | None = None
+
     async def authenticate(self, *, session: Any) -> bool:
-        """Accept."""
-        return True
+        """``iot:Connect`` for the client's identity (its MQTT user name names it)."""
+        if self.access is None:
+            return True
+        allowed = self.access.may_connect(session.username, session.client_id)
+        if not allowed:
+            LOG.warning(
+                "refused MQTT client %r (user name %r): no identity allowed to connect",
+                session.client_id,
+                session.username,
+            )
+        return allowed
+
+
+class PolicyTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
+    """Publish, subscribe and receive checked against the client's policy (all allowed without one)."""
+
+    @dataclass
+    class Config:
+        """No options: the policy is attached by the broker (:attr:`access`)."""
+
+    access: IotAccess | None = None
+
+    async def topic_filtering(
+        self, *, session: Any = None, topic: str | None = None, action: Any = None
+    ) -> bool:
+        """Whether the client's policy allows ``action`` on ``topic`` (a filter, for subscribe)."""
+        if self.access is None or session is None or topic is None:
+            return True
+        # Messages the broker itself publishes (data plane, rules) reach it as RECEIVE checks only.
+        allowed = self.access.may(session.username, session.client_id, _IOT_ACTIONS[str(action)], topic)
+        if not allowed and str(action) != "receive":
+            LOG.warning("refused %s on %r for MQTT client %r", action, topic, session.client_id)
+        return allowed
+
+
+_IOT_ACTIONS = {"publish": "iot:Publish", "subscribe": "iot:Subscribe", "receive": "iot:Receive"}
 
 
 def websocket_refusal(host: str | None, origin: str | None) -> str | None:
@@ -149,6 +186,7 @@ class _LocalBroker(Broker):  # type: ignore[misc]
 
 _AUTH_PLUGIN = f"{AcceptAnyClientPlugin.__module__}.{AcceptAnyClientPlugin.__qualname__}"
 _TAP_PLUGIN = f"{MessageTapPlugin.__module__}.{MessageTapPlugin.__qualname__}"
+_TOPIC_PLUGIN = f"{PolicyTopicPlugin.__module__}.{PolicyTopicPlugin.__qualname__}"
 
 
 class MqttBroker:
@@ -168,8 +206,11 @@ class MqttBroker:
         *,
         start_timeout: float = 10.0,
         clock: Clock = time.time,
+        access: IotAccess | None = None,
     ) -> None:
         self.host = host
+        self._access = access
+        self._policy_plugins: list[AcceptAnyClientPlugin | PolicyTopicPlugin] = []
         self._requested_ports = {"default": mqtt_port, "ws": ws_port}
         self._on_message = on_message
         self._start_timeout = start_timeout
@@ -181,6 +222,18 @@ class MqttBroker:
         self._retained_lock = threading.Lock()
         # topic → (payload, when it was retained, ms)
         self._retained_stamps: dict[str, tuple[bytes, int]] = {}
+
+    @property
+    def access(self) -> IotAccess | None:
+        """Who may connect and do what (None: every client may do anything)."""
+        return self._access
+
+    @access.setter
+    def access(self, access: IotAccess | None) -> None:
+        # Plain attribute writes: the plugins read it on the broker's loop, one reference at a time.
+        self._access = access
+        for plugin in self._policy_plugins:
+            plugin.access = access
 
     # -------------------------------------------------------------------------------- lifecycle
 
@@ -217,12 +270,15 @@ class MqttBroker:
             "session_expiry_interval": PERSISTENT_SESSION_EXPIRY_S,
             # Only what local IoT needs: any client in, and the tap. amqtt's default $SYS and
             # packet-logging plugins are left out (noise, and $SYS topics do not exist on AWS).
-            "plugins": {_AUTH_PLUGIN: {}, _TAP_PLUGIN: {}},
+            "plugins": {_AUTH_PLUGIN: {}, _TOPIC_PLUGIN: {}, _TAP_PLUGIN: {}},
         }
         broker = _LocalBroker(config)
         for plugin in broker.plugins_manager.plugins:
             if isinstance(plugin, MessageTapPlugin):
                 plugin.attach(self._client_published, self._retained_changed)
+            elif isinstance(plugin, AcceptAnyClientPlugin | PolicyTopicPlugin):
+                self._policy_plugins.append(plugin)
+                plugin.access = self.access
         try:
             await broker.start()
         except Exception:

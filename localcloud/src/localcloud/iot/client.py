@@ -37,8 +37,15 @@ class MqttClient:
     """A connected MQTT 3.1.1 client over TCP (``mqtt://``) or WebSocket (``ws://``)."""
 
     def __init__(
-        self, url: str, client_id: str | None = None, *, clean_session: bool = True, timeout: float = 5.0
+        self,
+        url: str,
+        client_id: str | None = None,
+        *,
+        clean_session: bool = True,
+        timeout: float = 5.0,
+        username: str | None = None,
     ) -> None:
+        """``username`` names the client's identity to a broker that applies IoT policies."""
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "ws") or parts.hostname is None or parts.port is None:
             raise ValueError(f"expected mqtt://host:port or ws://host:port/path, got {url!r}")
@@ -55,6 +62,8 @@ class MqttClient:
         )
         if transport == "websockets":
             self._client.ws_set_options(path=parts.path or "/mqtt")
+        if username is not None:
+            self._client.username_pw_set(username)
         self._connected = threading.Event()
         self._connect_code: Any = None
         self._subacks: dict[int, threading.Event] = {}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from localcloud.aws import DEFAULT_REGION, make_client
 from localcloud.invocation import Invoker
@@ -15,6 +18,7 @@ from localcloud.iot.actions import ActionServices
 from localcloud.iot.broker import BrokerStartError, Clock, MqttBroker, RetainedMessage
 from localcloud.iot.dataplane import DataPlaneServer
 from localcloud.iot.messages import IotMessage
+from localcloud.iot.policy import ClientPolicy, IotAccess, device_policy
 from localcloud.iot.rules import FailedMessage, RuleConfigError, RuleEngine, RuleInfo, RuleStats, TopicRule
 
 if TYPE_CHECKING:
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 TOPIC_RULE_TYPE = "AWS::IoT::TopicRule"
+ROLE_ATTACHMENT_TYPE = "AWS::Cognito::IdentityPoolRoleAttachment"
 # What SkippedResource.handled_by says for the rules LocalIot runs.
 HANDLED_BY = "localcloud.iot"
 # botocore's service-specific endpoint variable for iot-data (service id "IoT Data Plane"); it wins
@@ -51,13 +56,21 @@ class LocalIot:
         invoker: Invoker | None = None,
         start_timeout: float = 10.0,
         clock: Clock = time.time,
+        access: IotAccess | None = None,
     ) -> None:
+        """``access``: who may connect and do what on the broker (None: anyone, anything)."""
         self.endpoint_url = endpoint_url
         self.region = region
         self.host = host
         self.engine = RuleEngine()
         self.broker = MqttBroker(
-            host, mqtt_port, ws_port, on_message=self._route, start_timeout=start_timeout, clock=clock
+            host,
+            mqtt_port,
+            ws_port,
+            on_message=self._route,
+            start_timeout=start_timeout,
+            clock=clock,
+            access=access,
         )
         self.data_plane = DataPlaneServer(self, host, data_port)
         self._clients: dict[str, Any] = {}
@@ -200,6 +213,45 @@ class LocalIot:
         """Delete a rule created with :meth:`add_rule`."""
         self.engine.remove(f"rule:{name}")
 
+    def apply_policies(self, result: DeployResult, *, open: bool = False) -> IotAccess:
+        """Authorize MQTT clients with the stack's policies (see :mod:`localcloud.iot.policy`).
+
+        Viewers (user name ``cognito:<identity id>``) get the IoT statements of the identity pool's
+        unauthenticated role, read from IAM as deployed; devices (user name ``device``) may publish
+        to the topics of the stack's enabled topic rules; anyone else is refused, unless ``open``.
+        """
+        viewer: ClientPolicy | None = None
+        account = "123456789012"
+        for item in result.skipped:
+            if item.resource_type != ROLE_ATTACHMENT_TYPE:
+                continue
+            role_arn = ((item.resolved_properties or {}).get("Roles") or {}).get("unauthenticated")
+            if isinstance(role_arn, str) and role_arn.startswith("arn:"):
+                account = role_arn.split(":")[4] or account
+                viewer = ClientPolicy.from_statements(self._role_statements(role_arn.rsplit("/", 1)[-1]))
+        source = f"{result.stack_name}/"
+        ingest = [r.topic_filter for r in self.rules() if r.source.startswith(source) and not r.disabled]
+        access = IotAccess(
+            region=self.region,
+            account=account,
+            viewer=viewer,
+            device=device_policy(self.region, account, ingest) if ingest else None,
+            open=open,
+        )
+        self.broker.access = access
+        return access
+
+    def _role_statements(self, role_name: str) -> list[dict[str, Any]]:
+        iam = self.client("iam")
+        statements: list[dict[str, Any]] = []
+        for policy_name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+            document = _policy_document(
+                iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+            )
+            found = document.get("Statement", [])
+            statements.extend(found if isinstance(found, list) else [found])
+        return statements
+
     def rules(self) -> list[RuleInfo]:
         """Every loaded rule."""
         return [RuleInfo.of(rule) for rule in self.engine.rules()]
@@ -216,3 +268,19 @@ class LocalIot:
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every rule has finished the messages it was given; False on timeout."""
         return self.engine.wait_idle(timeout)
+
+
+def _policy_document(document: Any) -> dict[str, Any]:
+    """A role policy as IAM returned it: a dict, JSON text, or (moto, for a policy its CloudFormation
+    created) the Python repr of a dict."""
+    if isinstance(document, dict):
+        return document
+    text = unquote(str(document))
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        try:
+            parsed = ast.literal_eval(text)  # literals only: never runs code
+        except (ValueError, SyntaxError):
+            return {}
+    return parsed if isinstance(parsed, dict) else {}
