@@ -57,6 +57,9 @@ ANALYSED = {
     "colours": {"L": [{"S": "#102030"}, {"S": "#fafafa"}]},
     "exif": {"M": {"camera": {"S": "Acme Roadster 3"}, "takenAt": {"S": "2026-05-17T08:30:00"}}},
     "duplicateOf": {"S": "first.jpg"},
+    "labels": {
+        "M": {"source": {"S": "Amazon Rekognition"}, "names": {"L": [{"S": "Mountain"}, {"S": "Dawn"}]}}
+    },
     "thumbnailStatus": {"S": "done"},
     "thumbnails": {"M": {"128": {"S": '128/say "cheese".jpg'}}},
 }
@@ -88,6 +91,7 @@ def test_listing_is_clean_json_with_each_analysis_and_a_cursor(paths):
         "camera": "Acme Roadster 3",
         "takenAt": "2026-05-17T08:30:00",
         "duplicateOf": "first.jpg",
+        "labels": {"source": "Amazon Rekognition", "names": ["Mountain", "Dawn"]},
     }
     assert first["thumbnails"] == {"128": '/thumbnails/128/say "cheese".jpg'}
     assert second == {

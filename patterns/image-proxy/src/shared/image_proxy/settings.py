@@ -16,6 +16,9 @@ class Settings:
     max_image_pixels: int
     keep_gps: bool
     upload_prefix: str
+    detect_labels: bool = False
+    # Set by local emulators (localcloud) and never on AWS: labels then come from a stand-in.
+    local_endpoint: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -34,6 +37,8 @@ class Settings:
             max_image_pixels=int(os.environ.get("MAX_IMAGE_PIXELS", "50000000")),
             keep_gps=os.environ.get("KEEP_GPS", "false").lower() == "true",
             upload_prefix=os.environ.get("UPLOAD_PREFIX", "uploads/"),
+            detect_labels=os.environ.get("DETECT_LABELS", "false").lower() == "true",
+            local_endpoint=os.environ.get("AWS_ENDPOINT_URL", ""),
         )
 
     def image_name(self, key: str) -> str:

@@ -51,8 +51,10 @@ class ImageTable:
             raise
         return True
 
-    def record_analysis(self, name: str, source: ObjectCreated, facts: ImageFacts) -> bool:
-        """The analyzer's facts for one upload."""
+    def record_analysis(
+        self, name: str, source: ObjectCreated, facts: ImageFacts, labels: dict[str, Any] | None = None
+    ) -> bool:
+        """The analyzer's facts for one upload, and its labels when label detection is on."""
         values: dict[str, Any] = {
             "status": "analysed",
             "size": source.size,
@@ -64,6 +66,8 @@ class ImageTable:
             "colours": facts.colours,
             "exif": facts.exif,
         }
+        if labels is not None:
+            values["labels"] = labels
         return self._update(name, source, "analysedFrom", values, ["reason"])
 
     def record_rejection(self, name: str, source: ObjectCreated, reason: str) -> bool:
