@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -150,6 +151,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         parameters=dict(args.parameter),
         consumer=args.consumer,
         kcl_workers=args.kcl_workers,
+        iot_open=args.iot_open,
     )
     with _stop_signals() as stop:
         console.print("[dim]starting localcloud and deploying…[/]")
@@ -229,7 +231,11 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
     )
     api = LeaderboardApi(target.api_url)
     feed = StandingsFeed(
-        signed_mqtt_url(target), {s.race_id: target.standings_topic(s.race_id) for s in specs}
+        signed_mqtt_url(target),
+        {s.race_id: target.standings_topic(s.race_id) for s in specs},
+        # Locally the broker applies the viewers' policy to a client that names a viewer identity;
+        # on AWS the signed URL carries the caller's own IAM identity instead.
+        local_identity=f"local-{uuid.uuid4()}" if target.is_local else None,
     )
     feed.start()
     producer = KinesisProducer(
@@ -393,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--kcl-workers", type=_positive, default=2, help="KCL workers with --consumer kcl (default 2)"
+    )
+    up.add_argument(
+        "--iot-open",
+        action="store_true",
+        help="let any MQTT client do anything on the local broker (default: the stack's IoT policies; "
+        "viewers connect as cognito:<id>, devices as device, others are refused)",
     )
     up.set_defaults(handler=cmd_up)
 

@@ -70,6 +70,7 @@ class LocalStack:
         window_idle_wait_s: float = 2.0,
         consumer: str = "lambda",
         kcl_workers: int = 2,
+        iot_open: bool = False,
     ) -> None:
         """Prepare to run ``templates`` (default: template.yaml) with state under ``home``.
 
@@ -86,6 +87,8 @@ class LocalStack:
         self.window_idle_wait_s = window_idle_wait_s
         self.consumer = consumer
         self.kcl_workers = kcl_workers
+        # The local broker applies the stack's IoT policies unless open (``alleycat up --iot-open``).
+        self.iot_open = iot_open
         self.kcl: Any = None  # consumers.kcl.daemon.KclWorkers when consumer == "kcl"
         self.cloud: LocalCloud | None = None
         self.iot: Any = None  # localcloud.iot.LocalIot, served by LocalCloud
@@ -114,6 +117,7 @@ class LocalStack:
                 # AWS keeps an idle tumbling window open up to 2 minutes; locally the last window of
                 # a race closes a moment after its end, so results show up while you watch.
                 engine_settings=EngineSettings(window_idle_wait_s=self.window_idle_wait_s),
+                iot_policies=not self.iot_open,
             )
             self.cloud.start()
             # localcloud serves the template's APIs and IoT rules, and runs the MQTT broker.

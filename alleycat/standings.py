@@ -33,8 +33,21 @@ class RaceBoard:
 class StandingsFeed:
     """Subscribes to races' standings topics and keeps the newest message of each."""
 
-    def __init__(self, ws_url: str, topics: dict[int, str], *, client_id: str = "alleycat-viewer") -> None:
-        """Watch ``topics`` (raceId → topic) on the broker at ``ws_url`` (ws:// or signed wss://)."""
+    def __init__(
+        self,
+        ws_url: str,
+        topics: dict[int, str],
+        *,
+        client_id: str = "alleycat-viewer",
+        local_identity: str | None = None,
+    ) -> None:
+        """Watch ``topics`` (raceId → topic) on the broker at ``ws_url`` (ws:// or signed wss://).
+
+        ``local_identity``: connect to localcloud's broker as that viewer identity (MQTT user name
+        ``cognito:<identity>``, client id ``<identity>-...``), which its IoT policies require.
+        """
+        if local_identity is not None:
+            client_id = local_identity
         self._url = urlsplit(ws_url)
         self._topics = topics
         self._lock = threading.Lock()
@@ -49,6 +62,8 @@ class StandingsFeed:
         if self._url.query:
             path += "?" + self._url.query
         self._client.ws_set_options(path=path)
+        if local_identity is not None:
+            self._client.username_pw_set(f"cognito:{local_identity}")
         if self._url.scheme == "wss":
             self._client.tls_set()
         self._client.on_connect = self._on_connect

@@ -88,8 +88,13 @@ async function connectMqtt() {
   const { mqttUrl, identityPoolId, region } = state.config;
   let url = mqttUrl;
   let resign = null;
-  let clientId = `viewer-${crypto.randomUUID()}`;
-  if (identityPoolId !== "local") {
+  // Locally (localcloud's broker) a viewer names its identity in the MQTT user name, and the
+  // stack's viewer policy then binds the client id to it, as AWS does with the Cognito identity.
+  const localIdentity = `local-${crypto.randomUUID()}`;
+  let clientId = `${localIdentity}-${crypto.randomUUID()}`;
+  let username;
+  if (identityPoolId === "local") username = `cognito:${localIdentity}`;
+  else {
     // AWS IoT: a guest identity's credentials, and a URL signed with them. The signature is only
     // checked when a connection opens, so a fresh one is prepared for every reconnect.
     let credentials = await guestCredentials(region, identityPoolId);
@@ -105,6 +110,7 @@ async function connectMqtt() {
   }
   client = mqtt.connect(url, {
     clientId,
+    username,
     protocolVersion: 4,
     clean: true,
     reconnectPeriod: 2000,

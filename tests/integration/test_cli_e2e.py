@@ -41,12 +41,15 @@ class Subscriber:
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         ready = threading.Event()
+        identity = f"e2e-{os.getpid()}"
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"e2e-{os.getpid()}-{time.time_ns()}",
+            client_id=f"{identity}-{time.time_ns()}",
             transport="websockets",
         )
         self.client.ws_set_options(path="/mqtt")
+        # The local broker applies the stack's viewer policy to a viewer identity.
+        self.client.username_pw_set(f"cognito:{identity}")
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic_filter, qos=1)
         self.client.on_subscribe = lambda c, u, m, r, p: ready.set()
         self.client.on_message = self._on_message
@@ -175,6 +178,7 @@ def test_devices_publishing_over_mqtt_reach_the_standings(stack: dict[str, Any])
     host, port = info["mqtt_url"].removeprefix("ws://").split("/", 1)[0].split(":")
     device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bike-7", transport="websockets")
     device.ws_set_options(path="/mqtt")
+    device.username_pw_set("device")  # devices may publish to the ingest topic only
     device.connect(host, int(port))
     device.loop_start()
     race_id = 9_100_000_000 + int(time.time()) % 1_000_000
@@ -214,6 +218,29 @@ def test_devices_publishing_over_mqtt_reach_the_standings(stack: dict[str, Any])
         {"rank": s["rank"], "racerId": s["racerId"], "totalOutput": s["totalOutput"]}
         for s in body["standings"]
     ] == oracle
+
+
+def test_the_local_broker_refuses_clients_without_an_identity(stack: dict[str, Any]) -> None:
+    # `alleycat up` applies the stack's IoT policies (no --iot-open): an anonymous client is refused.
+    host, port = stack["info"]["mqtt_url"].removeprefix("ws://").split("/", 1)[0].split(":")
+    answered = threading.Event()
+    codes: list[Any] = []
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        codes.append(reason)
+        answered.set()
+
+    anonymous = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="anyone", transport="websockets")
+    anonymous.ws_set_options(path="/mqtt")
+    anonymous.on_connect = on_connect
+    anonymous.connect(host, int(port))
+    anonymous.loop_start()
+    try:
+        assert answered.wait(10), "no CONNACK"
+        assert codes[0].is_failure
+    finally:
+        anonymous.loop_stop()
+        anonymous.disconnect()
 
 
 def test_sigterm_stops_everything(stack: dict[str, Any]) -> None:

@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also write the endpoint and outputs as JSON to this file once ready",
     )
+    up.add_argument(
+        "--iot-open",
+        action="store_true",
+        help="let any MQTT client do anything on the local broker (default: the stack's IoT policies, "
+        "clients without an identity refused; see localcloud/iot/README.md)",
+    )
     up.add_argument("--verbose", "-v", action="store_true", help="log localcloud's activity")
     return parser
 
@@ -151,7 +157,10 @@ def run_up(args: argparse.Namespace, console: Console) -> int:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     cloud = LocalCloud(
-        state_dir=None if args.no_state else args.state_dir, port=args.port, region=args.region
+        state_dir=None if args.no_state else args.state_dir,
+        port=args.port,
+        region=args.region,
+        iot_policies=not args.iot_open,
     )
     try:
         try:

@@ -77,6 +77,7 @@ class LocalCloud:
         metrics_interval_s: float = 5.0,
         api_gateway: bool = True,
         iot: bool = True,
+        iot_policies: bool = False,
         ttl_sweep_interval_s: float | None = 1.0,
         async_time_scale: float = 1.0,
     ) -> None:
@@ -110,6 +111,7 @@ class LocalCloud:
         self._metrics: MetricsPublisher | None = None
         self._api_gateway_enabled = api_gateway
         self._iot_enabled = iot
+        self._iot_policies = iot_policies
         self._api_gateway: Any = None
         self._iot: Any = None
         self._ttl = TtlSweeper(region, ttl_sweep_interval_s) if ttl_sweep_interval_s else None
@@ -269,6 +271,14 @@ class LocalCloud:
             self._api_gateway.register(result)
         if self._iot is not None:
             self._iot.register(result)
+            # With iot_policies the broker authorizes clients with the stack's IoT policies (viewers
+            # watch, devices publish to ingest topics, anonymous clients refused); only stacks with
+            # IoT resources set them, so a later stack without any does not lock everyone out.
+            if self._iot_policies and any(
+                s.resource_type in ("AWS::IoT::TopicRule", "AWS::Cognito::IdentityPoolRoleAttachment")
+                for s in result.skipped
+            ):
+                self._iot.apply_policies(result)
 
     def _stop_front_doors(self) -> None:
         # Before the runtime and the endpoint: rules still write their queued messages into moto.
