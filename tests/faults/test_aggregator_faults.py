@@ -113,3 +113,34 @@ def test_dynamodb_throttling_and_unprocessed_keys_lose_nothing(
     assert throttle.injected > 10 and unprocessed.injected > 0
     assert injector.calls_to("dynamodb", "BatchWriteItem") == 0
     assert_standings_match(stack, specs, messages)
+
+
+def test_table_throttled_longer_than_an_invocation_then_recovering_lands_the_window_once(
+    cloud: tuple[LocalStack, FaultInjector],
+) -> None:
+    """Given every DynamoDB call of the aggregator throttled for longer than one invocation can keep
+    retrying — the store's one retry policy gives up within the invocation's time (no SDK retries
+    stacked underneath) and the invocation fails, so the mapping retries the window — once the
+    table recovers the window's data lands, exactly once."""
+    stack, injector = cloud
+    assert stack.cloud is not None
+    aggregator = function_name(stack, AGGREGATOR)
+    specs = plan(80, 10, seed=204)
+    messages = messages_of(specs)
+    errors_before = mapping_errors(stack)
+    throttle = ErrorResponse(
+        "dynamodb",
+        {"PutItem", "UpdateItem", "GetItem", "BatchGetItem", "Query"},
+        code="ProvisionedThroughputExceededException",
+        message="The level of configured provisioned throughput for the table was exceeded.",
+        # The aggregator's timeout is 60 s and the store retries until 3 s before it runs out.
+        duration_s=75,
+    )
+    with injector.active(throttle):
+        send(stack, messages)
+        # An invocation gives up while the table still throttles: the window is retried, not lost.
+        wait_until(lambda: mapping_errors(stack) > errors_before, 72, "an invocation to give up on the table")
+        log = "\n".join(stack.cloud.runtime.log(aggregator).lines())
+        assert "RetryBudgetExhaustedError" in log
+    drain(stack)
+    assert_standings_match(stack, specs, messages)
