@@ -13,7 +13,7 @@ from pathlib import Path
 from fidelity import scoreboard
 
 # Raise this when more scenarios match; never lower it without a reason in the README's table.
-MATCH_FLOOR = 54
+MATCH_FLOOR = 69
 
 
 def test_matched_scenarios_do_not_fall_below_the_floor() -> None:

@@ -35,8 +35,11 @@ FIXED_TOKENS = {
 class Normaliser:
     """Replaces registered values by placeholders, then ARNs' partition/region/account."""
 
-    def __init__(self, region: str = "us-east-1") -> None:
+    def __init__(self, region: str = "us-east-1", tokens: dict[str, str] | None = None) -> None:
         self.region = region
+        # Older snapshots used other fixed tokens (e.g. LastModified "datetime"); a replay of
+        # one passes them here.
+        self.tokens = {**FIXED_TOKENS, **(tokens or {})}
         self.values: dict[str, str] = {}
         # Sequence numbers are short digit strings in moto: replaced only as a whole value or as
         # the part after the last ":" (an eventID), never inside another string.
@@ -76,8 +79,8 @@ class Normaliser:
 
     def __call__(self, value: Any, key: str | None = None) -> Any:
         """The normalised copy of ``value`` (dicts and lists walked in order)."""
-        if key in FIXED_TOKENS and value is not None:
-            return FIXED_TOKENS[key]
+        if key in self.tokens and value is not None:
+            return self.tokens[key]
         if isinstance(value, dict):
             return {k: self(v, k) for k, v in value.items()}
         if isinstance(value, list):

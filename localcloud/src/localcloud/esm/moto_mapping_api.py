@@ -39,11 +39,34 @@ def _is_stream(arn: str) -> bool:
 
 
 def _is_pattern(raw: Any) -> bool:
-    # A filter pattern is a JSON object; Lambda rejects anything else at creation.
+    # A filter pattern is a non-empty JSON object whose leaves are non-empty lists of matchers;
+    # Lambda rejects anything else at creation (a bare value or an empty list included).
     try:
-        return isinstance(json.loads(raw), dict)
+        pattern = json.loads(raw)
     except (TypeError, ValueError):
         return False
+    return isinstance(pattern, dict) and _is_pattern_object(pattern)
+
+
+def _is_pattern_object(pattern: dict[str, Any]) -> bool:
+    if not pattern:
+        return False
+    for value in pattern.values():
+        if isinstance(value, dict):
+            if not _is_pattern_object(value):
+                return False
+        elif not isinstance(value, list) or not value:
+            return False
+    return True
+
+
+def _batch_window_error(arn: str, batch_size: Any, window: Any) -> str | None:
+    # SQS: batches over 10 messages need a batching window (recorded on AWS).
+    if _service(arn) == "sqs" and batch_size is not None and int(batch_size) > 10 and not window:
+        return (
+            "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
+        )
+    return None
 
 
 def validate(spec: dict[str, Any], existing: list[tuple[str, str, str]], stream_exists: bool) -> None:
@@ -87,15 +110,23 @@ def validate(spec: dict[str, Any], existing: list[tuple[str, str, str]], stream_
     for entry in (spec.get("FilterCriteria") or {}).get("Filters") or []:
         if not _is_pattern(entry.get("Pattern")):
             raise LambdaClientError("InvalidParameterValueException", "Invalid filter pattern definition.")
-    if _is_stream(arn):
+    window_error = _batch_window_error(arn, spec.get("BatchSize"), spec.get("MaximumBatchingWindowInSeconds"))
+    if window_error:
+        raise LambdaClientError("InvalidParameterValueException", window_error)
+    if _is_stream(arn) or _service(arn) == "sqs":
         function = str(spec.get("FunctionArn") or spec.get("FunctionName") or "")
         name = function.rsplit(":", 1)[-1] if function.startswith("arn:") else function
         for uuid, function_arn, source_arn in existing:
             if source_arn == arn and function_arn.rsplit(":", 1)[-1] == name:
+                pair = f'arn (" {arn} ") and function (" {name} ")'
+                subject = (
+                    f"An event source mapping with SQS {pair} already exists."
+                    if _service(arn) == "sqs"
+                    else f"The event source {pair} provided mapping already exists."
+                )
                 error = LambdaClientError(
                     "ResourceConflictException",
-                    f'The event source arn (" {arn} ") and function (" {name} ") provided mapping'
-                    f" already exists. Please update or delete the existing mapping with UUID {uuid}",
+                    f"{subject} Please update or delete the existing mapping with UUID {uuid}",
                 )
                 error.code = 409
                 raise error
@@ -136,6 +167,11 @@ def patch(backend_cls: Any, mapping_cls: Any, response_cls: Any, kinesis_backend
             for key, value in STREAM_DEFAULTS.items():
                 configuration.setdefault(key, value)
             configuration["StateTransitionReason"] = "User action"
+        elif _service(self.event_source_arn) == "sqs":
+            # What Lambda reports for an SQS mapping (its own defaults and wording).
+            configuration.setdefault("FunctionResponseTypes", [])
+            configuration.setdefault("MaximumBatchingWindowInSeconds", 0)
+            configuration["StateTransitionReason"] = "USER_INITIATED"
         return configuration
 
     def create_response(self: Any) -> Any:
@@ -157,6 +193,21 @@ def patch(backend_cls: Any, mapping_cls: Any, response_cls: Any, kinesis_backend
         document["State"] = transitional.get(document.get("State", ""), document.get("State"))
         return status, headers, json.dumps(document)
 
+    original_update = backend_cls.update_event_source_mapping
+
+    def update_event_source_mapping(self: Any, mapping_uuid: str, spec: dict[str, Any]) -> Any:
+        mapping = self._event_source_mappings.get(mapping_uuid)
+        if mapping is not None:
+            window_error = _batch_window_error(
+                mapping.event_source_arn,
+                spec.get("BatchSize", mapping.batch_size),
+                spec.get("MaximumBatchingWindowInSeconds", mapping.max_batch_window),
+            )
+            if window_error:
+                raise LambdaClientError("InvalidParameterValueException", window_error)
+        return original_update(self, mapping_uuid, spec)
+
+    backend_cls.update_event_source_mapping = update_event_source_mapping
     backend_cls.create_event_source_mapping = create_event_source_mapping
     response_cls.update_event_source_mapping = update_response
     mapping_cls.get_configuration = get_configuration

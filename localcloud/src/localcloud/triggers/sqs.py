@@ -7,6 +7,8 @@ mappings belong to the ESM engine (``localcloud.esm``).
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import logging
 import threading
 import time
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from localcloud.esm.filters import RecordFilter
 from localcloud.invocation import FunctionNotFoundError, InvocationResult, Invoker, TooManyRequestsError
 
 LOG = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ class SqsMapping:
     # Pollers running at once: ScalingConfig.MaximumConcurrency (capped locally), else 1; always 1
     # for FIFO queues, whose message groups must be processed in order.
     concurrency: int = 1
+    # FilterCriteria patterns (JSON text); messages matching none are deleted without an invocation.
+    filter_patterns: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, mapping: dict[str, Any]) -> SqsMapping:
@@ -67,6 +72,11 @@ class SqsMapping:
             in (mapping.get("FunctionResponseTypes") or []),
             enabled=state in ("Enabled", "Enabling", "Creating", "Updating"),
             concurrency=_concurrency(mapping),
+            filter_patterns=tuple(
+                str(f["Pattern"])
+                for f in (mapping.get("FilterCriteria") or {}).get("Filters") or []
+                if f.get("Pattern")
+            ),
         )
 
 
@@ -101,6 +111,8 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
         "body": message.get("Body", ""),
         "attributes": {key: attributes[key] for key in _RECORD_ATTRIBUTES if key in attributes},
         "messageAttributes": message_attributes,
+        # Lambda always sends the key: null when the message has no attributes (recorded on AWS).
+        "md5OfMessageAttributes": message.get("MD5OfMessageAttributes"),
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
@@ -151,6 +163,7 @@ class SqsMappingPoller:
         self._thread = threading.Thread(target=self._loop, name=f"sqs-esm-{mapping.uuid[:8]}", daemon=True)
         self.invocations = 0
         self.deleted = 0
+        self._filter: RecordFilter | None = None
 
     def start(self) -> None:
         """Start polling."""
@@ -245,6 +258,13 @@ class SqsMappingPoller:
 
     def _process(self, batch: list[dict[str, Any]]) -> None:
         mapping = self.mapping
+        if mapping.filter_patterns:
+            # Lambda deletes the messages no filter matches, without invoking the function.
+            kept = [m for m in batch if self._matches(m)]
+            self._delete([m for m in batch if m not in kept])
+            batch = kept
+            if not batch:
+                return
         event = {"Records": [sqs_record(m, mapping.queue_arn, self._region) for m in batch]}
         try:
             result = self._invoker.invoke(mapping.function_arn, event)
@@ -258,6 +278,15 @@ class SqsMappingPoller:
         failed = failed_message_ids(result, ids, mapping.report_batch_item_failures)
         succeeded = [m for m in batch if m["MessageId"] not in failed]
         self._delete(succeeded)
+
+    def _matches(self, message: dict[str, Any]) -> bool:
+        if self._filter is None:
+            self._filter = RecordFilter(list(self.mapping.filter_patterns))
+        record = sqs_record(message, self.mapping.queue_arn, self._region)
+        # A JSON body is matched as an object ("body": {...} patterns); any other body as text.
+        with contextlib.suppress(ValueError):
+            record["body"] = json.loads(record["body"])
+        return self._filter.matches(record)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         for start in range(0, len(messages), 10):
