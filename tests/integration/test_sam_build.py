@@ -160,7 +160,13 @@ def _provides(artifact: Path, top: str) -> bool:
 
 
 def test_every_function_is_built(functions: dict[str, str], build_dir: Path) -> None:
-    assert set(functions) == {"AggregatorFunction", "PublisherFunction", "RaceCloserFunction", "ApiFunction"}
+    assert set(functions) == {
+        "AggregatorFunction",
+        "PublisherFunction",
+        "RaceCloserFunction",
+        "ApiFunction",
+        "CursorRotationFunction",
+    }
     for logical_id, handler in functions.items():
         assert _module_file(build_dir / logical_id, handler) is not None, f"{logical_id} lacks {handler}"
 
