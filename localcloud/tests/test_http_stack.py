@@ -100,7 +100,8 @@ def h2_prior_knowledge_post(port: int, headers: dict[str, str], body: bytes) -> 
 
 
 def test_endpoint_answers_an_aws_call_over_http2_as_over_http11(endpoint):
-    # Given a stream, and a signed Kinesis ListStreams call
+    # Given a stream, and a signed Kinesis DescribeStreamSummary call for it (moto's state is shared
+    # by every test in this process, so a listing may not show this stream on its first page)
     name = f"h2-{uuid.uuid4().hex[:8]}"
     kinesis = boto3.client(
         "kinesis",
@@ -110,7 +111,7 @@ def test_endpoint_answers_an_aws_call_over_http2_as_over_http11(endpoint):
         aws_secret_access_key="testing",
     )
     kinesis.create_stream(StreamName=name, ShardCount=1)
-    headers, body = signed_kinesis_call(endpoint.endpoint_url, "ListStreams", {})
+    headers, body = signed_kinesis_call(endpoint.endpoint_url, "DescribeStreamSummary", {"StreamName": name})
 
     # When it is sent over HTTP/2 with prior knowledge, and over HTTP/1.1
     h2_status, h2_body = h2_prior_knowledge_post(endpoint.port, headers, body)
@@ -118,10 +119,10 @@ def test_endpoint_answers_an_aws_call_over_http2_as_over_http11(endpoint):
     with urllib.request.urlopen(request, timeout=10) as response:
         h11_status, h11_body = response.status, response.read()
 
-    # Then both answer the same, and the stream is listed
+    # Then both answer the same, describing the stream
     assert h2_status == h11_status == 200
     assert json.loads(h2_body) == json.loads(h11_body)
-    assert name in json.loads(h2_body)["StreamNames"]
+    assert json.loads(h2_body)["StreamDescriptionSummary"]["StreamName"] == name
 
 
 def test_endpoint_upgrades_http11_to_h2c(endpoint):
