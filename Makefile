@@ -19,7 +19,7 @@ ACTIONLINT := $(TOOLS)/bin/actionlint
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: setup lock test test-alleycat test-localcloud lint lint-patterns fmt clean up race bench build viewer-bundle
+.PHONY: setup lock test test-alleycat test-localcloud lint lint-patterns fmt clean up race bench build viewer-bundle fidelity
 
 setup: $(STAMP)
 
@@ -51,6 +51,11 @@ test: test-localcloud test-alleycat
 
 test-localcloud: $(LC_STAMP)
 	cd localcloud && .venv/bin/pytest -n 2 --dist loadgroup
+
+# localcloud's event source mappings against behaviour recorded on AWS; the last line reads
+# "fidelity: N of M recorded scenarios match" (the suite also runs inside test-localcloud).
+fidelity: $(LC_STAMP)
+	cd localcloud && .venv/bin/pytest -q tests/fidelity tests/test_fidelity_*.py
 
 test-alleycat: setup
 	$(BIN)/pytest -n 2 --dist loadgroup
