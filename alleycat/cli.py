@@ -30,6 +30,7 @@ from rich.live import Live
 from rich.table import Table
 
 from alleycat.api import ApiError, LeaderboardApi
+from alleycat.argtypes import MAX_ID, MAX_LIMIT, int_range, non_negative_float, port, positive_float
 from alleycat.artifacts import choose_template
 from alleycat.dashboard import PipelineWatch, add_dashboard_command
 from alleycat.plan import add_plan_command
@@ -37,7 +38,7 @@ from alleycat.standings import StandingsFeed
 from alleycat.target import LOCAL_INFO, StackTarget, TargetError, aws_target, local_target, signed_mqtt_url
 from alleycat.view import Throughput, race_screen, standings_table
 from producers import KinesisProducer, RetryPolicy
-from simulator import MAX_RACERS, RaceRunner, RunnerStats, plan_races
+from simulator import MAX_CLASSES, MAX_RACERS, RaceRunner, RunnerStats, plan_races
 
 console = Console()
 err = Console(stderr=True)
@@ -69,18 +70,9 @@ def _target(args: argparse.Namespace) -> StackTarget:
     return local_target(args.local_config)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _racers(text: str) -> int:
-    value = _positive(text)
-    if value > MAX_RACERS:
-        raise argparse.ArgumentTypeError(f"at most {MAX_RACERS:,} racers per race")
-    return value
+_positive = int_range(1)
+_racers = int_range(1, MAX_RACERS)
+_limit = int_range(1, MAX_LIMIT)
 
 
 def _parameter(text: str) -> tuple[str, str]:
@@ -97,6 +89,8 @@ def _classes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError("classes are comma-separated integers, e.g. 1,2,3") from exc
     if not classes or len(set(classes)) != len(classes) or min(classes) < 0:
         raise argparse.ArgumentTypeError("give distinct non-negative class ids, e.g. 1,2,3")
+    if len(classes) > MAX_CLASSES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_CLASSES} classes per run")
     return classes
 
 
@@ -379,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="template to deploy (repeatable; default: .aws-sam/build/template.yaml when `sam build` "
         "is newer than the sources, else template.yaml)",
     )
-    up.add_argument("--port", type=int, default=0, help="port of the AWS endpoint (default: a free one)")
+    up.add_argument("--port", type=port, default=0, help="port of the AWS endpoint (default: a free one)")
     up.add_argument("--home", type=Path, default=Path(".alleycat"), help="state folder (default .alleycat)")
     up.add_argument("--no-state", action="store_true", help="do not load or save state")
     up.add_argument(
@@ -422,18 +416,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     race.add_argument("--duration", type=_positive, default=300, help="race length in seconds (default 300)")
     race.add_argument("--seed", type=int, default=0, help="random seed: same seed, same race (default 0)")
-    race.add_argument("--speed", type=float, default=1.0, help="race seconds per wall second (default 1)")
+    race.add_argument(
+        "--speed", type=positive_float, default=1.0, help="race seconds per wall second (default 1)"
+    )
     race.add_argument(
         "--aggregate",
         action="store_true",
         help="KPL-aggregate records into compressed batches (far more racers per shard)",
     )
     race.add_argument(
-        "--record-ttl", type=float, default=30.0, help="seconds a message may keep retrying (default 30)"
+        "--record-ttl",
+        type=positive_float,
+        default=30.0,
+        help="seconds a message may keep retrying (default 30)",
     )
     race.add_argument(
         "--final-timeout",
-        type=float,
+        type=non_negative_float,
         default=60.0,
         help="seconds to wait for final standings after the race (60)",
     )
@@ -446,8 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a race's leaderboard",
         description="Print a race's leaderboard from the API.",
     )
-    board.add_argument("race_id", type=int, metavar="RACE_ID")
-    board.add_argument("--limit", type=int, default=20, help="rows (1-1000, default 20)")
+    board.add_argument("race_id", type=int_range(1, MAX_ID), metavar="RACE_ID")
+    board.add_argument("--limit", type=_limit, default=20, help="rows (1-1000, default 20)")
     board.add_argument("--json", action="store_true", help="print the API's JSON")
     _add_target_options(board)
     board.set_defaults(handler=cmd_leaderboard)
@@ -455,8 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     races = commands.add_parser(
         "races", help="list races, newest first", description="List races from the API, newest first."
     )
-    races.add_argument("--class", dest="class_id", type=int, help="only this class")
-    races.add_argument("--limit", type=int, default=20, help="rows (default 20)")
+    races.add_argument("--class", dest="class_id", type=int_range(0, MAX_ID), help="only this class")
+    races.add_argument("--limit", type=_limit, default=20, help="rows (1-1000, default 20)")
     races.add_argument("--json", action="store_true", help="print the API's JSON")
     _add_target_options(races)
     races.set_defaults(handler=cmd_races)

@@ -22,6 +22,7 @@ import boto3
 from localcloud.dashboard import DashboardServer, MetricSource, cloudwatch_clients
 from localcloud.dashboard.server import Route
 
+from alleycat.argtypes import port
 from alleycat.target import StackTarget, TargetError
 from alleycat.view import PipelineFigures
 
@@ -122,7 +123,7 @@ def add_dashboard_command(commands: Any, add_target_options: Any) -> None:
         "CloudWatch with your credentials, until Ctrl-C.",
     )
     dashboard.add_argument("--open", action="store_true", help="also open it in a browser")
-    dashboard.add_argument("--port", type=int, default=0, help="port for --stack-name (default: a free one)")
+    dashboard.add_argument("--port", type=port, default=0, help="port for --stack-name (default: a free one)")
     add_target_options(dashboard)
     dashboard.set_defaults(handler=cmd_dashboard)
 

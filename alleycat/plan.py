@@ -33,6 +33,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from alleycat.argtypes import int_range, positive_float
 from consumers.publisher.core import standings_message, standings_topic
 from leaderboard.adapters.items import bucket_sk, encode_scores, race_pk, race_to_item
 from leaderboard.domain import BUCKET_SIZE, RacerScore, RaceSummary, bucket_of, rank_scores
@@ -873,14 +874,20 @@ def add_plan_command(commands: Any) -> None:
         "Per-unit figures are measured from the project's code and bench results; prices and limits "
         "come from alleycat/data/aws_prices.json.",
     )
-    plan.add_argument("--racers", type=int, default=1000, help="racers per race (default 1000)")
+    plan.add_argument("--racers", type=int_range(1), default=1000, help="racers per race (default 1000)")
     plan.add_argument(
-        "--races-per-hour", type=float, default=12.0, help="races started per hour (default 12)"
+        "--races-per-hour", type=positive_float, default=12.0, help="races started per hour (default 12)"
     )
-    plan.add_argument("--viewers", type=int, default=10_000, help="concurrent viewers (default 10,000)")
-    plan.add_argument("--window", type=int, default=5, help="WindowSeconds (default 5)")
-    plan.add_argument("--duration", type=int, default=300, help="race length in seconds (default 300)")
-    plan.add_argument("--top-n", type=int, default=50, help="racers per standings message (TOP_N, 50)")
+    plan.add_argument(
+        "--viewers", type=int_range(0), default=10_000, help="concurrent viewers (default 10,000)"
+    )
+    plan.add_argument("--window", type=int_range(1), default=5, help="WindowSeconds (default 5)")
+    plan.add_argument(
+        "--duration", type=int_range(1), default=300, help="race length in seconds (default 300)"
+    )
+    plan.add_argument(
+        "--top-n", type=int_range(1), default=50, help="racers per standings message (TOP_N, 50)"
+    )
     plan.add_argument("--aggregate", action="store_true", help="producers send compressed batches")
     plan.add_argument("--cdn", action="store_true", help="CloudFront in front of the API")
     plan.add_argument("--stream-mode", choices=["PROVISIONED", "ON_DEMAND"], help="default: the cheaper")
