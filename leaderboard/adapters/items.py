@@ -88,9 +88,50 @@ def class_pk(class_id: int) -> str:
     return f"CLASS#{class_id}"
 
 
-def race_gsi_sk(race_id: int) -> str:
-    """ByClass/ByStatus sort key of a race summary: races in id order."""
+# Race list keys: (start, raceId), start being the race's first device timestamp in epoch ms. Items
+# written before races were listed by start time carry "RACE#<raceId:012d>"; the "T" makes every
+# timed key sort after them, so such a race lists after all timed races (by raceId) until its next
+# write gives it a timed key. Its list key has start LEGACY_START.
+RACE_TIMED_PREFIX = RACE_GSI_PREFIX + "T"
+LEGACY_START = -1
+_START_DIGITS = 15
+_ID_DIGITS = 19
+_MAX_LIST_ID = 10**_ID_DIGITS - 1
+
+RaceListKey = tuple[int, int]
+"""Where a race sits in the newest-first race lists: (start epoch ms or LEGACY_START, raceId)."""
+
+
+def race_gsi_sk(race_id: int, start_ms: int) -> str:
+    """ByClass/ByStatus sort key of a race summary: races in (start time, raceId) order."""
+    return f"{RACE_TIMED_PREFIX}{max(start_ms, 0):0{_START_DIGITS}d}#{race_id:0{_ID_DIGITS}d}"
+
+
+def legacy_race_gsi_sk(race_id: int) -> str:
+    """The sort key race summaries carried before races were listed by start time."""
     return f"{RACE_GSI_PREFIX}{race_id:012d}"
+
+
+def race_list_key(sort_key: str) -> RaceListKey:
+    """The list key of a race summary's ByClass/ByStatus sort key (either format)."""
+    if sort_key.startswith(RACE_TIMED_PREFIX):
+        start, _, race_id = sort_key[len(RACE_TIMED_PREFIX) :].partition("#")
+        return int(start), int(race_id)
+    return LEGACY_START, int(sort_key[len(RACE_GSI_PREFIX) :])
+
+
+def race_sk_before(key: RaceListKey) -> str | None:
+    """The greatest sort key strictly below the race with list key ``key`` (inclusive bound for
+    BETWEEN), or None when nothing sorts below it."""
+    start, race_id = key
+    if start < 0:
+        return legacy_race_gsi_sk(race_id - 1) if race_id > 0 else None
+    if race_id > 0:
+        return race_gsi_sk(race_id - 1, start)
+    if start > 0:
+        return race_gsi_sk(_MAX_LIST_ID, start - 1)
+    # Below the first timed key: every legacy key.
+    return RACE_GSI_PREFIX + "9" * 12
 
 
 def pb_sk(racer_id: int) -> str:
@@ -144,9 +185,9 @@ def race_to_item(race: RaceSummary) -> Item:
             "M": {str(b): {"L": [n(c.racers), n(c.finished), n(c.version)]} for b, c in race.buckets.items()}
         },
         "gsi1pk": s(class_pk(race.class_id)),
-        "gsi1sk": s(race_gsi_sk(race.race_id)),
+        "gsi1sk": s(race_gsi_sk(race.race_id, race.first_device_ts)),
         "gsi2pk": s(f"STATUS#{status}"),
-        "gsi2sk": s(race_gsi_sk(race.race_id)),
+        "gsi2sk": s(race_gsi_sk(race.race_id, race.first_device_ts)),
     }
 
 

@@ -6,7 +6,7 @@ expressed on the domain's own keys, so
 
 * listing every race can merge the two ByStatus partitions (live, final) newest-first with one bound,
 * a race that moves from live to final between two pages is neither repeated nor skipped (its
-  raceId, which the bound is on, does not change), and
+  (start, raceId), which the bound is on, does not change), and
 * a cursor never has to carry the table's key layout.
 """
 
@@ -24,13 +24,15 @@ from leaderboard.adapters.items import (
     PB_PREFIX,
     RACE_GSI_PREFIX,
     Item,
+    RaceListKey,
     class_pk,
     parse_iso,
     pb_rank_key,
     personal_best_total,
     race_from_item,
-    race_gsi_sk,
+    race_list_key,
     race_pk,
+    race_sk_before,
     s,
 )
 from leaderboard.domain.race import FinalResult, RaceSummary
@@ -91,15 +93,18 @@ class DynamoLeaderboardQueries:
         """Every racer's stored score in the race."""
         return self._store.load_scores(race_id)
 
-    def races(self, class_id: int | None, before_race_id: int | None, limit: int) -> list[RaceSummary]:
-        """Up to ``limit`` races with raceId below ``before_race_id`` (all when None), newest first.
+    def races(
+        self, class_id: int | None, before: RaceListKey | None, limit: int
+    ) -> list[tuple[RaceListKey, RaceSummary]]:
+        """Up to ``limit`` races listed after ``before`` (all when None), newest start first, each with
+        its list key (the next page's ``before``).
 
         With a class, one query on ByClass. Without, ByStatus's live and final partitions are read
-        newest-first side by side and merged, so the list is one raceId order across statuses.
+        newest-first side by side and merged, so the list is one order across statuses.
         """
-        if before_race_id is not None and before_race_id <= 1:
+        upper = race_sk_before(before) if before is not None else _RACE_END
+        if upper is None:
             return []
-        upper = race_gsi_sk(before_race_id - 1) if before_race_id is not None else _RACE_END
         bounds = {":lo": s(RACE_GSI_PREFIX), ":hi": s(upper)}
         if class_id is not None:
             items = self._query(
@@ -108,31 +113,31 @@ class DynamoLeaderboardQueries:
                 KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
                 ExpressionAttributeValues={":pk": s(class_pk(class_id)), **bounds},
                 ScanIndexForward=False,
-                **_projection(_SUMMARY_ATTRIBUTES),
+                **_projection((*_SUMMARY_ATTRIBUTES, "gsi1sk")),
             )
-            return [race_from_item(item) for item in items]
+            return [(race_list_key(item["gsi1sk"]["S"]), race_from_item(item)) for item in items]
         streams = [
             (
-                race_from_item(item)
+                (race_list_key(item["gsi2sk"]["S"]), race_from_item(item))
                 for item in self._query(
                     limit,
                     IndexName=BY_STATUS_INDEX,
                     KeyConditionExpression="gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi",
                     ExpressionAttributeValues={":pk": s(f"STATUS#{status}"), **bounds},
                     ScanIndexForward=False,
-                    **_projection(_SUMMARY_ATTRIBUTES),
+                    **_projection((*_SUMMARY_ATTRIBUTES, "gsi2sk")),
                 )
             )
             for status in _STATUSES
         ]
-        races: list[RaceSummary] = []
+        races: list[tuple[RaceListKey, RaceSummary]] = []
         seen: set[int] = set()
         # The index is eventually consistent: a race changing status can briefly sit in both.
-        for race in heapq.merge(*streams, key=lambda r: -r.race_id):
+        for key, race in heapq.merge(*streams, key=lambda pair: pair[0], reverse=True):
             if race.race_id in seen:
                 continue
             seen.add(race.race_id)
-            races.append(race)
+            races.append((key, race))
             if len(races) == limit:
                 break
         return races

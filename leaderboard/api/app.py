@@ -91,7 +91,8 @@ router = Router()  # type: ignore[no-untyped-call]  # powertools leaves __init__
 @router.get(
     "/races",
     summary="List races",
-    description="Races newest raceId first: of one class, or (without classId) of every class.",
+    description="Races newest start first (ties: higher raceId first): of one class, or (without classId) "
+    "of every class.",
     tags=["races"],
     responses=_responses(RaceList, _BAD_CURSOR),
 )

@@ -53,7 +53,7 @@ class RaceListing(ApiModel):
 
 
 class RaceList(ApiModel):
-    """A page of races, newest raceId first."""
+    """A page of races, newest start first."""
 
     races: list[RaceListing]
     next_cursor: NextCursor = None

@@ -38,8 +38,11 @@ class LeaderboardReads(Protocol):
         """Every racer's stored score in the race."""
         ...
 
-    def races(self, class_id: int | None, before_race_id: int | None, limit: int) -> list[RaceSummary]:
-        """Up to ``limit`` races with raceId below ``before_race_id`` (all when None), newest first."""
+    def races(
+        self, class_id: int | None, before: tuple[int, int] | None, limit: int
+    ) -> list[tuple[tuple[int, int], RaceSummary]]:
+        """Up to ``limit`` races listed after the list key ``before`` (all when None), newest start
+        first, each with its list key ((start, raceId); the next page's ``before``)."""
         ...
 
     def personal_bests(self, class_id: int, after: tuple[int, int] | None, limit: int) -> list[FinalResult]:
@@ -84,13 +87,16 @@ class LeaderboardService:
         self._rankings = rankings
 
     def race_list(self, class_id: int | None, limit: int, cursor: str | None) -> RaceList:
-        """A page of races (of one class, or all), newest raceId first."""
+        """A page of races (of one class, or all), newest start first (ties: higher raceId first)."""
         scope = races_scope(class_id)
-        before = self._cursors.decode(cursor, scope, 1)[0] if cursor is not None else None
+        before = None
+        if cursor is not None:
+            start, race_id = self._cursors.decode(cursor, scope, 2)
+            before = (start, race_id)
         # One extra row says whether another page exists without a second round trip.
-        races = self._reads.races(class_id, before, limit + 1)
-        page = races[:limit]
-        next_cursor = self._cursors.encode(scope, (page[-1].race_id,)) if len(races) > limit else None
+        keyed = self._reads.races(class_id, before, limit + 1)
+        page = [race for _, race in keyed[:limit]]
+        next_cursor = self._cursors.encode(scope, keyed[limit - 1][0]) if len(keyed) > limit else None
         return RaceList(
             races=[
                 RaceListing(

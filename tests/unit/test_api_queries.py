@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 
 from leaderboard.adapters.dynamodb import DynamoRaceStore
-from leaderboard.adapters.items import BUCKET_FORMAT, decode_scores, encode_scores, pb_rank_key
+from leaderboard.adapters.items import (
+    BUCKET_FORMAT,
+    decode_scores,
+    encode_scores,
+    legacy_race_gsi_sk,
+    pb_rank_key,
+)
 from leaderboard.adapters.queries import DynamoLeaderboardQueries
+from leaderboard.domain.race import RaceSummary
 from tests.unit.test_api_support import (
     T0,
     TABLE,
@@ -61,18 +68,60 @@ def test_summary_and_version_match_what_the_writer_stored(
     assert reads.race_version(8) is None
 
 
-def test_all_races_merge_live_and_final_newest_first(
+def _ids(keyed: list[tuple[tuple[int, int], RaceSummary]]) -> list[int]:
+    return [race.race_id for _, race in keyed]
+
+
+def _pages(reads: DynamoLeaderboardQueries, class_id: int | None, limit: int) -> list[list[int]]:
+    pages: list[list[int]] = []
+    before = None
+    while True:
+        keyed = reads.races(class_id, before, limit)
+        if not keyed:
+            return pages
+        pages.append(_ids(keyed))
+        before = keyed[-1][0]
+
+
+def test_all_races_merge_live_and_final_newest_start_first(
     store: DynamoRaceStore, reads: DynamoLeaderboardQueries
 ) -> None:
+    # Race ids say nothing about start times (they are hashes): race r starts at second (7 r) % 10.
     for race_id in range(1, 11):
-        write_messages(store, [message(race_id, 1, 0, class_id=race_id % 2, final=race_id % 3 == 0)])
-    assert [r.race_id for r in reads.races(None, None, 4)] == [10, 9, 8, 7]
-    assert [r.race_id for r in reads.races(None, 7, 4)] == [6, 5, 4, 3]
-    assert [r.race_id for r in reads.races(None, 3, 4)] == [2, 1]
-    assert reads.races(None, 1, 4) == []
-    assert [r.race_id for r in reads.races(1, None, 3)] == [9, 7, 5]
-    assert [r.race_id for r in reads.races(1, 5, 10)] == [3, 1]
-    assert {r.race_id for r in reads.races(None, None, 10) if r.status == "final"} == {3, 6, 9}
+        write_messages(
+            store,
+            [message(race_id, 1, (7 * race_id) % 10, class_id=race_id % 2, final=race_id % 3 == 0)],
+        )
+    by_start = [7, 4, 1, 8, 5, 2, 9, 6, 3, 10]
+    assert _pages(reads, None, 4) == [by_start[:4], by_start[4:8], by_start[8:]]
+    assert _pages(reads, 1, 3) == [[7, 1, 5], [9, 3]]
+    first = reads.races(None, None, 1)[0]
+    assert first[0] == (1_795_190_409_000, 7)
+    assert {race.race_id for _, race in reads.races(None, None, 10) if race.status == "final"} == {3, 6, 9}
+
+
+def test_races_with_the_same_start_list_by_race_id(
+    store: DynamoRaceStore, reads: DynamoLeaderboardQueries
+) -> None:
+    for race_id in (5, 3, 9, 1):
+        write_messages(store, [message(race_id, 1, 0)])
+    assert _pages(reads, None, 3) == [[9, 5, 3], [1]]
+
+
+def test_summaries_written_before_start_keys_list_after_the_rest(
+    table: Any, store: DynamoRaceStore, reads: DynamoLeaderboardQueries
+) -> None:
+    for race_id in (4, 8, 2):
+        write_messages(store, [message(race_id, 1, race_id)])
+    # An item written by the previous release: the sort key held the raceId alone.
+    for race_id in (30, 10, 20):
+        write_messages(store, [message(race_id, 1, 0)])
+        key = {"pk": {"S": f"RACE#{race_id}"}, "sk": {"S": "META"}}
+        legacy = {"S": legacy_race_gsi_sk(race_id)}
+        item = table.get_item(TableName=TABLE, Key=key)["Item"]
+        table.put_item(TableName=TABLE, Item=item | {"gsi1sk": legacy, "gsi2sk": legacy})
+    assert _pages(reads, None, 2) == [[8, 4], [2, 30], [20, 10]]
+    assert _pages(reads, 3, 4) == [[8, 4, 2, 30], [20, 10]]
 
 
 def test_personal_bests_page_after_a_key_best_first(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -36,13 +36,18 @@ class MemoryReads:
         self.loads += 1
         return list(self.scores.get(race_id, []))
 
-    def races(self, class_id: int | None, before_race_id: int | None, limit: int) -> list[RaceSummary]:
-        races = sorted(self.summaries.values(), key=lambda r: -r.race_id)
+    def races(
+        self, class_id: int | None, before: tuple[int, int] | None, limit: int
+    ) -> list[tuple[tuple[int, int], RaceSummary]]:
+        keyed = sorted(
+            (((r.first_device_ts, r.race_id), r) for r in self.summaries.values()),
+            key=lambda pair: pair[0],
+            reverse=True,
+        )
         return [
-            r
-            for r in races
-            if (class_id is None or r.class_id == class_id)
-            and (before_race_id is None or r.race_id < before_race_id)
+            (key, r)
+            for key, r in keyed
+            if (class_id is None or r.class_id == class_id) and (before is None or key < before)
         ][:limit]
 
     def personal_bests(self, class_id: int, after: tuple[int, int] | None, limit: int) -> list[FinalResult]:
@@ -117,7 +122,12 @@ def test_race_pages_rank_like_one_big_page(totals: dict[int, int], limit: int) -
 def test_race_list_pages_cover_every_race_once_newest_first(
     race_ids: set[int], limit: int, class_id: int | None
 ) -> None:
-    reads = MemoryReads(summaries={r: _summary(r, class_id=r % 3) for r in race_ids})
+    # Start times unrelated to ids, with ties (same start second: higher raceId first).
+    reads = MemoryReads(
+        summaries={
+            r: replace(_summary(r, class_id=r % 3), first_device_ts=(r * 37) % 11 * 1000) for r in race_ids
+        }
+    )
     service = _service(reads)
     listed = []
     cursor = None
@@ -127,5 +137,9 @@ def test_race_list_pages_cover_every_race_once_newest_first(
         cursor = page.next_cursor
         if cursor is None:
             break
-    wanted = sorted((r for r in race_ids if class_id is None or r % 3 == class_id), reverse=True)
+    wanted = sorted(
+        (r for r in race_ids if class_id is None or r % 3 == class_id),
+        key=lambda r: ((r * 37) % 11, r),
+        reverse=True,
+    )
     assert listed == wanted
