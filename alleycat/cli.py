@@ -26,7 +26,6 @@ from typing import Any
 
 import orjson
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from alleycat.api import ApiError, LeaderboardApi
@@ -36,7 +35,7 @@ from alleycat.dashboard import PipelineWatch, add_dashboard_command
 from alleycat.plan import add_plan_command
 from alleycat.standings import StandingsFeed
 from alleycat.target import LOCAL_INFO, StackTarget, TargetError, aws_target, local_target, signed_mqtt_url
-from alleycat.view import Throughput, race_screen, standings_table
+from alleycat.view import RaceProgress, Throughput, plural, standings_table
 from producers import KinesisProducer, RetryPolicy
 from simulator import MAX_CLASSES, MAX_RACERS, RaceRunner, RunnerStats, plan_races
 
@@ -113,16 +112,35 @@ def _stop_signals() -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+_STACK_KEYS = (
+    "endpoint_url",
+    "api_url",
+    "mqtt_url",
+    "mqtt_tcp_url",
+    "dashboard_url",
+    "viewer_url",
+    "iot_data_url",
+    "region",
+)
+
+
 def _print_stack(info: dict[str, Any]) -> None:
+    rows = [(key, str(info.get(key, ""))) for key in _STACK_KEYS]
+    rows += [
+        (f"{name}.{key}", value)
+        for name, stack in info["stacks"].items()
+        for key, value in stack["outputs"].items()
+    ]
+    if not console.is_terminal:
+        # Piped or logged: one "key: value" line each, so no URL is ever wrapped.
+        for key, value in rows:
+            console.print(f"{key}: {value}", soft_wrap=True, markup=False, highlight=False)
+        return
     table = Table(title="Alleycat is running locally", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    keys = ("endpoint_url", "api_url", "mqtt_url", "dashboard_url", "viewer_url", "iot_data_url", "region")
-    for key in keys:
-        table.add_row(key, str(info.get(key, "")))
-    for name, stack in info["stacks"].items():
-        for key, value in stack["outputs"].items():
-            table.add_row(f"{name}.{key}", value)
+    for key, value in rows:
+        table.add_row(key, value)
     console.print(table)
 
 
@@ -255,7 +273,8 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
     watch = PipelineWatch(target, stack_name=args.stack_name).start()
     runner = RaceRunner(specs, producer, speed=args.speed, progress=progress)
     try:
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        # A live screen on a terminal; plain progress lines when piped or logged.
+        with RaceProgress(console, target=label) as screen:
             worker = threading.Thread(target=lambda: summary.append(runner.run()), daemon=True)
             summary: list[Any] = []
             with _stop_signals() as stop:
@@ -263,19 +282,14 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
                 while worker.is_alive():
                     if stop.is_set():
                         runner.stop()
-                    screen = race_screen(
-                        specs, latest[0], rate[0], feed.snapshot(), target=label, pipeline=watch.latest()
-                    )
-                    live.update(screen)
+                    screen.show(specs, latest[0], rate[0], feed.snapshot(), watch.latest())
                     worker.join(0.25)
                 producer.close()
                 # The last window closes after the race: wait for every race to turn final.
                 deadline = time.monotonic() + args.final_timeout
                 while time.monotonic() < deadline and not stop.is_set():
                     boards = feed.snapshot()
-                    live.update(
-                        race_screen(specs, latest[0], rate[0], boards, target=label, pipeline=watch.latest())
-                    )
+                    screen.show(specs, latest[0], rate[0], boards, watch.latest())
                     if all(boards[s.race_id].status == "final" for s in specs):
                         break
                     time.sleep(0.25)
@@ -297,15 +311,15 @@ def _race(args: argparse.Namespace, target: StackTarget) -> int:
         console.print(f"  full leaderboard: {api.url(f'/races/{spec.race_id}/leaderboard')}", soft_wrap=True)
     if run is not None:
         console.print(
-            f"sent {run.sent:,} messages in {run.duration_seconds:.1f} s "
+            f"sent {plural(run.sent, 'message')} in {run.duration_seconds:.1f} s "
             f"({run.sent / max(run.duration_seconds, 1e-9):,.0f} msg/s) · retried {run.retried:,} · "
             f"failed {run.failed:,}"
         )
     if lags:
         p50 = lags[len(lags) // 2]
         console.print(
-            f"MQTT standings: {len(lags)} updates; from the newest racer message in an update to its "
-            f"arrival here: p50 {p50:.1f} s, max {lags[-1]:.1f} s",
+            f"MQTT standings: {plural(len(lags), 'update')}; from the newest racer message in an update "
+            f"to its arrival here: p50 {p50:.1f} s, max {lags[-1]:.1f} s",
             soft_wrap=True,
         )
     if args.json_summary and run is not None:

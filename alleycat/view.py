@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.panel import Panel
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -56,6 +57,11 @@ def _pipeline_line(pipeline: PipelineFigures) -> Text:
         ("   aggregator iterator age ", "dim"),
         ("n/a" if age is None else f"{age / 1000:,.1f} s", "bold yellow" if age and age > 10_000 else "bold"),
     )
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 update``, ``2 updates``, ``1,000 messages``."""
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
 
 
 def _clock(seconds: int) -> str:
@@ -128,9 +134,93 @@ def race_screen(
         lag = f" · last update {board.lags[-1]:.1f} s behind the racers" if board and board.lags else ""
         title = (
             f"race {spec.race_id} · class {spec.class_id} · {board.status if board else 'waiting'}"
-            f" · {board.updates if board else 0} updates over MQTT{lag}"
+            f" · {plural(board.updates if board else 0, 'update')} over MQTT{lag}"
         )
         parts.append(standings_table(title, body.get("standings", [])))
     if len(specs) > max_boards:
         parts.append(Text(f"(+{len(specs) - max_boards} more races)", style="dim"))
     return Panel(Group(*parts), title=f"Alleycat · {len(specs)} race(s) · {target}", border_style="blue")
+
+
+def progress_line(
+    specs: Sequence[RaceSpec], stats: RunnerStats | None, rate: float, boards: Mapping[int, RaceBoard]
+) -> str:
+    """One plain line of race progress, for output that is not a terminal (a log, ``| tee``)."""
+    second = stats.race_second if stats else 0
+    parts = [
+        f"race clock {_clock(second)} / {_clock(specs[0].duration)}",
+        f"sent {stats.sent if stats else 0:,}",
+        f"{rate:,.0f} msg/s",
+        f"retries {stats.retried if stats else 0:,}",
+        f"failed {stats.failed if stats else 0:,}",
+    ]
+    for spec in specs:
+        board = boards.get(spec.race_id)
+        race = f"race {spec.race_id} {board.status if board else 'waiting'}"
+        race += f" ({plural(board.updates if board else 0, 'update')})"
+        rows = (board.body if board else {}).get("standings", [])
+        if rows:
+            race += f" leader {rows[0]['racerId']} {rows[0]['name']} {rows[0]['totalOutput']:,.2f}"
+        parts.append(race)
+    return " · ".join(parts)
+
+
+class RaceProgress:
+    """Shows race progress: a live screen on a terminal; otherwise a plain line every ``interval``
+    seconds (and on :meth:`flush`), so a log or ``| tee`` sees the race as it runs."""
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        target: str,
+        interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Render on ``console``; ``target`` names where the race runs (the screen's title)."""
+        self._console = console
+        self._target = target
+        self._interval = interval
+        self._clock = clock
+        self._live: Live | None = None
+        self._last_line: float | None = None
+        self._line = ""
+
+    def __enter__(self) -> RaceProgress:
+        if self._console.is_terminal:
+            self._live = Live(console=self._console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+        else:
+            self.flush()
+
+    def show(
+        self,
+        specs: Sequence[RaceSpec],
+        stats: RunnerStats | None,
+        rate: float,
+        boards: Mapping[int, RaceBoard],
+        pipeline: PipelineFigures | None = None,
+    ) -> None:
+        """The race as it is now: redraw the screen, or print a line when ``interval`` has passed."""
+        if self._live is not None:
+            self._live.update(race_screen(specs, stats, rate, boards, target=self._target, pipeline=pipeline))
+            return
+        self._line = progress_line(specs, stats, rate, boards)
+        now = self._clock()
+        if self._last_line is None or now - self._last_line >= self._interval:
+            self._print()
+
+    def flush(self) -> None:
+        """Print the latest line if it has not been printed yet (plain output only)."""
+        if self._live is None and self._line:
+            self._print()
+
+    def _print(self) -> None:
+        self._console.print(self._line, soft_wrap=True, markup=False, highlight=False)
+        self._last_line = self._clock()
+        self._line = ""
