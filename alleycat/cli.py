@@ -1,4 +1,4 @@
-"""``alleycat``: run the stack locally, race on it, and read leaderboards — locally or on AWS.
+"""alleycat: run the stack locally, race on it, and read leaderboards — locally or on AWS.
 
     alleycat up                       start localcloud with the stack deployed (foreground)
     alleycat race --racers 1000       race with a live view (starts a local stack if none runs)
@@ -6,7 +6,7 @@
     alleycat races [--class N]        races, newest first
     alleycat dashboard [--open]       the CloudWatch dashboard page (local, or --stack-name on AWS)
 
-Every command takes ``--stack-name/--region/--profile`` to work against a deployed AWS stack
+Every command takes --stack-name/--region/--profile to work against a deployed AWS stack
 instead.
 """
 
@@ -358,6 +358,10 @@ def cmd_races(args: argparse.Namespace) -> int:
     table = Table(title="races" + (f" of class {args.class_id}" if args.class_id is not None else ""))
     for column in ("raceId", "classId", "status", "racers", "updatedAt"):
         table.add_column(column, justify="right" if column in ("raceId", "classId", "racers") else "left")
+    if not body["races"]:
+        which = f" of class {args.class_id}" if args.class_id is not None else ""
+        console.print(f"no races{which} yet: start one with `alleycat race`", soft_wrap=True)
+        return 0
     for race in body["races"]:
         table.add_row(*(str(race[c]) for c in ("raceId", "classId", "status", "racers", "updatedAt")))
     console.print(table)

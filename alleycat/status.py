@@ -83,7 +83,7 @@ class StatusServer:
 <style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}
 table{{border-collapse:collapse;margin-bottom:1em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}th{{background:#f4f4f8}}</style></head>
-<body><h1>Alleycat · local stack</h1>
+<body><p><a href="/">&larr; dashboard</a></p><h1>Alleycat · local stack</h1>
 <h2>Event source mappings</h2><table><tr><th>function</th><th>shard</th><th>records</th><th>batches</th>
 <th>errors</th><th>retries</th><th>iterator age (ms)</th></tr>{rows}</table>
 <h2>Stacks</h2>{outputs}<p><a href="/status.json">status.json</a></p></body></html>"""

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import io
 
+import pytest
+from rich.console import Console
+
+from alleycat import cli
 from alleycat.cli import build_parser
 
 BAD = [
@@ -62,3 +66,34 @@ def test_good_numbers_parse() -> None:
     assert (args.speed, args.record_ttl, args.final_timeout, args.racers) == (2.5, 5.0, 0.0, 10000)
     assert build_parser().parse_args(["up", "--port", "0"]).port == 0
     assert build_parser().parse_args(["races", "--limit", "1000", "--class", "0"]).limit == 1000
+
+
+def test_help_shows_no_rest_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":class:" not in out
+    assert "--stack-name/--region/--profile" in out
+
+
+def test_an_empty_race_list_prints_a_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Api:
+        def __init__(self, url: str) -> None:
+            pass
+
+        def races(self, class_id: int | None, limit: int) -> dict[str, object]:
+            return {"races": [], "nextCursor": None}
+
+    class Target:
+        api_url = "http://127.0.0.1:1/v1"
+
+    monkeypatch.setattr(cli, "LeaderboardApi", Api)
+    monkeypatch.setattr(cli, "_target", lambda args: Target())
+    buffer = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=buffer, width=200))
+    assert cli.main(["races", "--class", "2"]) == 0
+    out = buffer.getvalue()
+    assert "no races of class 2 yet: start one with `alleycat race`" in out
+    assert "raceId" not in out
