@@ -13,6 +13,7 @@ instead.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -39,7 +40,30 @@ from alleycat.view import RaceProgress, Throughput, plural, standings_table
 from producers import KinesisProducer, RetryPolicy
 from simulator import MAX_CLASSES, MAX_RACERS, RaceRunner, RunnerStats, plan_races
 
-console = Console()
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so neither later writes nor the final flush at exit fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+class _Console(Console):
+    """A console that outlives its reader.
+
+    ``alleycat up | tee log``: Ctrl-C reaches the whole process group, so tee may be gone while
+    shutdown prints. rich's default answer to the BrokenPipeError is SystemExit(1), which would skip
+    the rest of the shutdown (saving state, removing local.json); drop the output instead.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _discard_stdout()
+
+
+console: Console = _Console()
 err = Console(stderr=True)
 
 
@@ -94,6 +118,22 @@ def _classes(text: str) -> list[int]:
 
 
 # -- up -----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _tolerate_broken_stdout() -> Iterator[None]:
+    """Output nobody reads any more is dropped, not fatal (see :class:`_Console`); Python ignores
+    SIGPIPE, so a write to a pipe whose reader is gone raises BrokenPipeError."""
+    try:
+        yield
+    except BrokenPipeError:
+        _discard_stdout()
+
+
+def _say(text: str) -> None:
+    """Print a line to stdout, surviving a reader that went away."""
+    with _tolerate_broken_stdout():
+        console.print(text, soft_wrap=True)
 
 
 @contextmanager
@@ -173,16 +213,22 @@ def cmd_up(args: argparse.Namespace) -> int:
         except StackStartError as exc:
             raise CliError(str(exc)) from exc
         try:
-            _print_stack(info)
-            console.print(
-                f"[green]ready[/] in {time.monotonic() - started:.1f} s · wrote {stack.info_path} · "
-                "Ctrl-C stops (state is kept in .alleycat/state)"
-            )
+            with _tolerate_broken_stdout():
+                _print_stack(info)
+                kept = f"state is kept in {stack.home / 'state'}" if stack.persist else "no state is kept"
+                console.print(
+                    f"[green]ready[/] in {time.monotonic() - started:.1f} s · wrote {stack.info_path} · "
+                    f"Ctrl-C stops ({kept})",
+                    soft_wrap=True,
+                )
             stop.wait()
         finally:
-            console.print("[dim]stopping…[/]")
+            # Stop (and save) first: whatever stdout is connected to may be gone by now.
+            _say("[dim]stopping…[/]")
             stack.stop()
-    console.print("stopped")
+    _say("stopped")
+    with _tolerate_broken_stdout():
+        sys.stdout.flush()
     return 0
 
 
@@ -206,17 +252,36 @@ def cmd_race(args: argparse.Namespace) -> int:
     """Run a race against the target with a live view fed by the standings topic."""
     in_process = None
     if not args.stack_name and not _local_running(args.local_config):
-        from alleycat.stack import LocalStack  # noqa: PLC0415 - heavy; only `up`/`race` need it
+        from alleycat.stack import LocalStack, StackStartError  # noqa: PLC0415 - heavy; only `up`/`race` need it
 
         console.print("[dim]no local stack is running: starting one for this race…[/]")
-        # A stack just for this race: nothing worth keeping afterwards.
-        in_process = LocalStack([_default_template()], home=args.local_config.parent, persist=False)
-        in_process.start()
+        # The race's results are the point: keep the stack's state, so the next `alleycat up` (or
+        # `alleycat race`) serves them again, and keep serving after the race until Ctrl-C so the
+        # URLs printed below stay true while they are read.
+        in_process = LocalStack([_default_template()], home=args.local_config.parent, persist=True)
+        try:
+            in_process.start()
+        except StackStartError as exc:
+            raise CliError(str(exc)) from exc
     try:
-        return _race(args, _target(args))
+        code = _race(args, _target(args))
+        if in_process is not None:
+            _serve_until_stopped(in_process.home / "state")
+        return code
     finally:
         if in_process is not None:
             in_process.stop()
+
+
+def _serve_until_stopped(state_dir: Path) -> None:
+    """Keep the race's own stack serving its URLs until Ctrl-C / SIGTERM."""
+    with _stop_signals() as stop:
+        _say(
+            "the local stack keeps serving the URLs above until Ctrl-C; its state is kept in "
+            f"{state_dir}, so `alleycat up` serves these races again later",
+        )
+        stop.wait()
+    _say("[dim]stopping…[/]")
 
 
 def _print_pages(config: Path) -> None:
