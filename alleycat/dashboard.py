@@ -48,6 +48,10 @@ def status_routes(status: StatusPages) -> dict[str, Route]:
     return {"/status": page, "/status.json": snapshot}
 
 
+LOCAL_DEFAULT_START = "-PT10M"
+LOCAL_DEFAULT_PERIOD_S = 10
+
+
 def local_dashboard_server(
     endpoint_url: str, region: str, status: StatusPages, viewer: Mapping[str, Route] | None = None
 ) -> DashboardServer:
@@ -64,6 +68,9 @@ def local_dashboard_server(
         title="Alleycat · local",
         routes=status_routes(status) | dict(viewer or {}),
         links=links,
+        # A local stack is young: an hour of 60 s periods would be a page of empty charts.
+        default_start=LOCAL_DEFAULT_START,
+        default_period=LOCAL_DEFAULT_PERIOD_S,
     )
 
 

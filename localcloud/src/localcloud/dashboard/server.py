@@ -49,13 +49,20 @@ class DashboardServer:
         title: str = "Dashboards",
         routes: Mapping[str, Route] | None = None,
         links: Mapping[str, str] | None = None,
+        default_start: str | None = None,
+        default_period: int | None = None,
     ) -> None:
         """Bind now (port 0 picks a free one); serve after :meth:`start`.
 
         ``routes`` adds pages beside the dashboards; ``links`` (text -> URL) go in the page header.
+        ``default_start`` (e.g. ``-PT10M``) and ``default_period`` (seconds) are the page's range and
+        period when its URL names none; without them, the dashboard body's ``start`` (else one hour)
+        and each widget's own period.
         """
         self.source = source
         self.title = title
+        self.default_start = default_start
+        self.default_period = default_period
         self._routes = dict(routes or {})
         self._links = dict(links or {})
         # Canonical JSON of every widget's properties in the dashboard bodies served so far.
@@ -136,7 +143,10 @@ class DashboardServer:
                 return _json(404, {"message": f"no such file: {name}"})
             return 200, file.read_bytes(), _TYPES[file.suffix]
         if path == "/api/dashboards":
-            return _json(200, {"dashboards": self.source.dashboards(), "title": self.title})
+            defaults = {"start": self.default_start, "period": self.default_period}
+            return _json(
+                200, {"dashboards": self.source.dashboards(), "title": self.title, "defaults": defaults}
+            )
         if path.startswith("/api/dashboards/"):
             name = unquote(path.removeprefix("/api/dashboards/"))
             served = self.source.dashboard(name)

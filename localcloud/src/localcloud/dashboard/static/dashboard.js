@@ -7,7 +7,7 @@ const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
   "#7f7f7f", "#bcbd22", "#17becf"];
 const SVG = "http://www.w3.org/2000/svg";
 const params = new URLSearchParams(location.search);
-const state = { body: null, name: null, widgets: [], busy: false, rendered: 0 };
+const state = { body: null, name: null, widgets: [], texts: [], defaults: {}, busy: false, rendered: 0 };
 
 function el(tag, attrs, ...children) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
@@ -196,9 +196,17 @@ function inline(text) {
     .replace(/\[([^\]]+)\]\((https?:[^)\s]+)\)/g, '<a href="$2">$1</a>');
 }
 
+// A text widget's "per period (60 s)" describes the widgets' own period: when the page overrides
+// it, say the period the charts actually use.
+function withChosenPeriod(markdown) {
+  const chosen = document.getElementById("period").value;
+  if (!chosen) return String(markdown || "");
+  return String(markdown || "").replace(/(per period\**\s*)\(\d+ ?s\)/gi, `$1(${chosen} s)`);
+}
+
 function drawMarkdown(box, markdown) {
   const html = [];
-  for (const block of String(markdown || "").split(/\n{2,}/)) {
+  for (const block of withChosenPeriod(markdown).split(/\n{2,}/)) {
     for (const line of block.split("\n")) {
       const heading = line.match(/^(#{1,3})\s+(.*)$/);
       if (heading) html.push(`<h${heading[1].length + 1}>${inline(heading[2])}</h${heading[1].length + 1}>`);
@@ -242,6 +250,7 @@ function layout(body) {
   const grid = document.getElementById("grid");
   grid.replaceChildren();
   state.widgets = [];
+  state.texts = [];
   const widgets = (body.widgets || []).slice().sort((a, b) => (a.y || 0) - (b.y || 0) || (a.x || 0) - (b.x || 0));
   for (const spec of widgets) {
     const props = spec.properties || {};
@@ -252,7 +261,10 @@ function layout(body) {
     if (type !== "text") node.append(el("h2", { title: props.title || "" }, props.title || ""));
     node.append(box);
     grid.append(node);
-    if (type === "text") drawMarkdown(box, props.markdown);
+    if (type === "text") {
+      drawMarkdown(box, props.markdown);
+      state.texts.push({ box, markdown: props.markdown });
+    }
     else if (type === "metric") state.widgets.push({ spec, node, box });
     else box.append(el("p", { class: "muted" }, `${type} widgets are not shown on this page`));
   }
@@ -287,7 +299,7 @@ async function openDashboard(name) {
   state.name = name;
   document.title = name;
   const range = document.getElementById("range");
-  const wanted = params.get("start") || body.start || "-PT1H";
+  const wanted = params.get("start") || state.defaults.start || body.start || "-PT1H";
   if (![...range.options].some((o) => o.value === wanted)) range.append(el("option", { value: wanted }, wanted));
   range.value = wanted;
   layout(body);
@@ -297,12 +309,14 @@ async function openDashboard(name) {
 async function main() {
   const message = document.getElementById("message");
   const period = document.getElementById("period");
-  if (params.get("period")) {
-    if (![...period.options].some((o) => o.value === params.get("period"))) period.append(el("option", { value: params.get("period") }, params.get("period") + " s"));
-    period.value = params.get("period");
-  }
   try {
-    const { dashboards } = await fetchJson("/api/dashboards");
+    const { dashboards, defaults } = await fetchJson("/api/dashboards");
+    state.defaults = defaults || {};
+    const wantedPeriod = params.get("period") || (state.defaults.period ? String(state.defaults.period) : "");
+    if (wantedPeriod) {
+      if (![...period.options].some((o) => o.value === wantedPeriod)) period.append(el("option", { value: wantedPeriod }, wantedPeriod + " s"));
+      period.value = wantedPeriod;
+    }
     const select = document.getElementById("dashboard");
     for (const name of dashboards) select.append(el("option", { value: name }, name));
     if (!dashboards.length) {
@@ -313,7 +327,10 @@ async function main() {
     select.value = chosen;
     select.addEventListener("change", () => openDashboard(select.value));
     document.getElementById("range").addEventListener("change", refreshAll);
-    period.addEventListener("change", refreshAll);
+    period.addEventListener("change", () => {
+      for (const text of state.texts) drawMarkdown(text.box, text.markdown);
+      refreshAll();
+    });
     await openDashboard(chosen);
     const every = Math.max(1, Number(params.get("refresh") || 10));
     setInterval(refreshAll, every * 1000);
