@@ -68,7 +68,15 @@ def _clock(seconds: int) -> str:
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
 
-def standings_table(title: str, rows: Sequence[Mapping[str, Any]], limit: int = 10) -> Table:
+def _shown_rate(stats: RunnerStats | None, rate: float) -> tuple[str, float]:
+    """The send rate to show: the recent one while sending; once the race is over, nothing is sent
+    any more, so the run's average (a recent rate would freeze at its last value)."""
+    if stats is not None and stats.finished:
+        return "avg msg/s", stats.messages_per_second
+    return "msg/s", rate
+
+
+def standings_table(title: str | None, rows: Sequence[Mapping[str, Any]], limit: int = 10) -> Table:
     """A top-N table of standings rows as the API and the topics carry them."""
     table = Table(title=title, title_justify="left", expand=False, pad_edge=False)
     table.add_column("#", justify="right", style="bold")
@@ -113,11 +121,12 @@ def race_screen(
         Text(f"race clock {_clock(second)} / {_clock(duration)}", style="bold"),
         ProgressBar(total=duration, completed=second, width=40),
     )
+    rate_label, shown_rate = _shown_rate(stats, rate)
     counters = Text.assemble(
         ("sent ", "dim"),
         (f"{sent:,}", "bold"),
-        ("   msg/s ", "dim"),
-        (f"{rate:,.0f}", "bold green"),
+        (f"   {rate_label} ", "dim"),
+        (f"{shown_rate:,.0f}", "bold green"),
         ("   retries ", "dim"),
         (f"{stats.retried if stats else 0:,}", "yellow"),
         ("   failed ", "dim"),
@@ -136,7 +145,9 @@ def race_screen(
             f"race {spec.race_id} · class {spec.class_id} · {board.status if board else 'waiting'}"
             f" · {plural(board.updates if board else 0, 'update')} over MQTT{lag}"
         )
-        parts.append(standings_table(title, body.get("standings", [])))
+        # The title on a line of its own: as the table's title it would wrap at the table's width.
+        parts.append(Text(title, style="italic", no_wrap=True, overflow="ellipsis"))
+        parts.append(standings_table(None, body.get("standings", [])))
     if len(specs) > max_boards:
         parts.append(Text(f"(+{len(specs) - max_boards} more races)", style="dim"))
     return Panel(Group(*parts), title=f"Alleycat · {len(specs)} race(s) · {target}", border_style="blue")
@@ -147,10 +158,11 @@ def progress_line(
 ) -> str:
     """One plain line of race progress, for output that is not a terminal (a log, ``| tee``)."""
     second = stats.race_second if stats else 0
+    rate_label, shown_rate = _shown_rate(stats, rate)
     parts = [
         f"race clock {_clock(second)} / {_clock(specs[0].duration)}",
         f"sent {stats.sent if stats else 0:,}",
-        f"{rate:,.0f} msg/s",
+        f"{shown_rate:,.0f} {rate_label}",
         f"retries {stats.retried if stats else 0:,}",
         f"failed {stats.failed if stats else 0:,}",
     ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 from rich.console import Console
 
 from alleycat.standings import RaceBoard
-from alleycat.view import RaceProgress, plural
+from alleycat.view import RaceProgress, plural, progress_line, race_screen
 from simulator import RaceSpec, RunnerStats
 
 SPEC = RaceSpec(race_id=6209025200, class_id=1, racers=3, duration=60)
@@ -79,3 +80,27 @@ def test_plural() -> None:
         "2 messages",
         "1,000 messages",
     ]
+
+
+def _screen(stats: RunnerStats, rate: float, board: RaceBoard) -> str:
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(race_screen([SPEC], stats, rate, {SPEC.race_id: board}, target="local"))
+    return console.export_text()
+
+
+def test_the_race_title_uses_the_panels_width() -> None:
+    board = RaceBoard(SPEC.race_id, {"status": "live", "standings": []}, updates=6, lags=[1.6])
+    text = _screen(_stats(37), 3.0, board)
+    title = (
+        f"race {SPEC.race_id} · class 1 · live · 6 updates over MQTT · last update 1.6 s behind the racers"
+    )
+    assert any(title in line for line in text.splitlines()), text
+
+
+def test_after_the_race_the_send_rate_is_the_runs_average_not_the_last_recent_rate() -> None:
+    finished = replace(_stats(60), messages_per_second=2.9, finished=True)
+    # The recent rate the race loop last computed (1,001/s) would stay on screen for good.
+    assert "avg msg/s 3 " in _screen(finished, 1001.0, _board(12))
+    assert "1,001" not in _screen(finished, 1001.0, _board(12))
+    assert "msg/s 1,001" in _screen(_stats(30), 1001.0, _board(6))
+    assert "· 3 avg msg/s ·" in progress_line([SPEC], finished, 1001.0, {SPEC.race_id: _board(12)})
