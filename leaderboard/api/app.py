@@ -6,8 +6,9 @@ resolver at first use, because CORS comes from the environment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as RouteNotFoundError
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import Server
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from botocore.exceptions import ClientError
@@ -220,6 +222,23 @@ def _no_route(app: APIGatewayRestResolver) -> Callable[[RouteNotFoundError], Res
     return answer
 
 
+_EXECUTE_API_DOMAIN = re.compile(r"^[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
+
+
+def server_url(stage: str | None, domain_name: str | None) -> str:
+    """The API's base URL for OpenAPI's ``servers``, from what API Gateway says in requestContext.
+
+    On API Gateway's own domain the routes live under the stage: ``https://<domain>/<stage>``. Behind
+    a custom domain the base path mapping, not the stage, decides the prefix, and locally the
+    gateway's address is not the domain name; there, the stage path (``/Prod``) is what is known.
+    """
+    if not stage:
+        return "/"
+    if domain_name and _EXECUTE_API_DOMAIN.match(domain_name):
+        return f"https://{domain_name}/{stage}"
+    return f"/{stage}"
+
+
 @cache
 def get_app() -> APIGatewayRestResolver:
     """The resolver, built on first use from the settings."""
@@ -235,18 +254,20 @@ def get_app() -> APIGatewayRestResolver:
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
+        context = app.current_event.request_context
         return Response(
             status_code=HTTPStatus.OK.value,
             content_type=content_types.APPLICATION_JSON,
-            body=openapi_json(),
+            body=openapi_json(server_url(context.stage, context.domain_name)),
         )
 
-    @cache
-    def openapi_json() -> str:
+    @lru_cache(maxsize=8)
+    def openapi_json(server: str) -> str:
         return app.get_openapi_json_schema(
             title=API_TITLE,
             version=API_VERSION,
             description="Live and final race leaderboards and class personal-best boards.",
+            servers=[Server(url=server)],
         )
 
     return app

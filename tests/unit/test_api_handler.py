@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from leaderboard.adapters.dynamodb import DynamoRaceStore
 from leaderboard.adapters.queries import DynamoLeaderboardQueries
 from leaderboard.api import ConfigurationError
+from leaderboard.api.app import server_url
 from leaderboard.api.handler import lambda_handler
 from leaderboard.domain import RacerMessage
 from tests.unit.test_api_support import (
@@ -514,3 +515,26 @@ def test_missing_settings_fail_at_first_request_naming_them(api: LocalApi) -> No
 def test_importing_the_handler_needs_no_environment() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TABLE_", "CURSOR_", "CORS_"))}
     subprocess.run([sys.executable, "-c", "import leaderboard.api.handler"], env=env, check=True)
+
+
+def test_openapi_declares_the_stage_as_its_server(api: LocalApi) -> None:
+    # The canonical event: API Gateway's own domain, stage "prod".
+    spec = api.get("/openapi.json").body
+    assert spec["servers"] == [{"url": "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/prod"}]
+
+
+@pytest.mark.parametrize(
+    ("stage", "domain", "url"),
+    [
+        (
+            "Prod",
+            "abc123.execute-api.eu-west-1.amazonaws.com",
+            "https://abc123.execute-api.eu-west-1.amazonaws.com/Prod",
+        ),
+        ("v1", "127.0.0.1:4566", "/v1"),
+        ("Prod", "leaderboard.example.com", "/Prod"),
+        (None, None, "/"),
+    ],
+)
+def test_openapi_server_url(stage: str | None, domain: str | None, url: str) -> None:
+    assert server_url(stage, domain) == url
