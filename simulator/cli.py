@@ -28,9 +28,13 @@ DEFAULT_LOCAL_CONFIG = Path(".alleycat/local.json")
 
 EPILOG = """\
 examples:
-  # 2 classes x 100 racers for 60 s against the local stack started by `alleycat up`
-  python -m simulator --racers 100 --classes 1,2 --duration 60 --seed 7 --stream-name alleycat-stream \\
-      --endpoint-url http://127.0.0.1:4566 --region us-east-1
+  # 2 classes x 100 racers for 60 s against the local stack started by `alleycat up`: stream name,
+  # endpoint and region come from the .alleycat/local.json it writes
+  python -m simulator --racers 100 --classes 1,2 --duration 60 --seed 7
+
+  # against the stack on AWS: the stream is the stack's StreamName output
+  python -m simulator --racers 100 --region eu-west-1 --stream-name "$(aws cloudformation describe-stacks \\
+      --stack-name alleycat --query "Stacks[0].Outputs[?OutputKey=='StreamName'].OutputValue" --output text)"
 
   # print the messages as JSON lines, no stream and no waiting
   python -m simulator --racers 3 --duration 5 --seed 1 --dry-run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shlex
 import statistics
 import subprocess
 import sys
@@ -400,3 +401,37 @@ def test_progress_panel_shows_clock_counts_and_failures():
 )
 def test_loopback_endpoints_default_to_one_request_in_flight(requested, endpoint, expected):
     assert _max_in_flight(requested, endpoint) == expected
+
+
+def test_the_help_examples_local_command_finds_the_stream_alleycat_up_created(tmp_path: Path) -> None:
+    from simulator.cli import EPILOG, _stream_settings, build_parser  # noqa: PLC0415
+
+    # The example under the comment naming the local stack, continuation lines joined.
+    example = next(block for block in EPILOG.split("\n\n") if "local stack started by" in block)
+    command = " ".join(
+        line.strip()
+        for line in example.splitlines()
+        if line.startswith("  ") and not line.strip().startswith("#")
+    )
+    argv = shlex.split(command.replace("\\", " "))
+    assert argv[:3] == ["python", "-m", "simulator"]
+    argv = argv[3:]
+    assert "--stream-name" not in argv, "the local stream's name is CloudFormation's, not a fixed one"
+    config = tmp_path / "local.json"
+    config.write_text(
+        orjson.dumps(
+            {
+                "endpoint_url": "http://127.0.0.1:50123",
+                "region": "us-east-1",
+                "stacks": {"alleycat": {"outputs": {"StreamName": "alleycat-RaceStream-AB12CD34"}}},
+            }
+        ).decode()
+    )
+    parser = build_parser()
+    args = parser.parse_args([*argv, "--local-config", str(config)])
+    settings = _stream_settings(args, parser)
+    assert settings == {
+        "stream_name": "alleycat-RaceStream-AB12CD34",
+        "endpoint_url": "http://127.0.0.1:50123",
+        "region": "us-east-1",
+    }
