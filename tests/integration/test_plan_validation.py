@@ -14,9 +14,11 @@ Tolerances, and why:
   retried into the next window; the race closer adds a summary write.
 * write units per item the windows write: 25 %. Bucket items grow through a race; the planner sizes
   them at mid-race.
-* publishes: per window, within three windows of the prediction. The publisher skips a window whose
-  summary change arrives in the same stream batch as the next one (BENCHMARKS.md saw 7 updates for
-  8-9 windows on a busy machine), so it can only fall short, never exceed, by a few.
+* publishes: per window, within three windows of the prediction either way. The publisher skips a
+  window whose summary change arrives in the same stream batch as the next one (BENCHMARKS.md saw 7
+  updates for 8-9 windows on a busy machine); on a busy machine records the shard throttled are
+  retried into one or two windows past the race's last second, and closing the race publishes once
+  more (10 publishes for 8 windows were seen with another test suite running beside this one).
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def test_planner_predictions_match_the_metrics_of_a_local_race(tmp_path: Path) -
             f"(tolerance 3 windows x {plan.item_writes_per_window})"
         )
     per_window = published / plan.publishes_per_window
-    if not windows - 3 <= per_window <= windows + 1:
+    if not windows - 3 <= per_window <= windows + 3:
         failures.append(
             f"publishes: {published:.0f} for {windows} windows at {plan.publishes_per_window:g} each"
         )
