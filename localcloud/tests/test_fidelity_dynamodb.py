@@ -351,21 +351,7 @@ def test_dynamodb_event_source_mapping_with_sns_on_failure_destination_config(
 HELLO = {"my_partition_key": {"S": "hello world"}, "binary_key": {"B": b"foobar"}}
 
 
-def _divide_by_zero(event: dict[str, Any]) -> Any:
-    return 1 / 0
-
-
-FAILURE_RESPONSES: dict[str, Any] = {
-    "item_identifier_not_present_failure": {"batchItemFailures": [{"itemIdentifier": 123}]},
-    "empty_string_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": ""}]},
-    "null_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": None}]},
-    "invalid_key_foo_failure": {"batchItemFailures": [{"foo": 123}]},
-    "invalid_key_foo_null_value_failure": {"batchItemFailures": [{"foo": None}]},
-    "unhandled_exception_in_function": _divide_by_zero,
-}
-
-
-@pytest.mark.parametrize("case", list(FAILURE_RESPONSES))
+@pytest.mark.parametrize("case", list(replay.FAILURE_RESPONSES))
 def test_dynamodb_report_batch_item_failure_scenarios(
     case: str, aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
 ) -> None:
@@ -378,7 +364,7 @@ def test_dynamodb_report_batch_item_failure_scenarios(
     table, arn = _named_table(aws, name, "my_partition_key", "NEW_IMAGE")
     norm.add("resource", arn.rsplit("/", 1)[1])
     _, url, qarn = replay.queue(aws)
-    response = FAILURE_RESPONSES[case]
+    response = replay.FAILURE_RESPONSES[case]
     invoker.register(fn, response if callable(response) else (lambda event: response))
     _create(
         aws,

@@ -338,21 +338,7 @@ def test_report_batch_item_success_scenarios(
     compare(K + f"test_kinesis_report_batch_item_success_scenarios[{case}]", observed)
 
 
-def _divide_by_zero(event: dict[str, Any]) -> Any:
-    return 1 / 0
-
-
-FAILURE_RESPONSES: dict[str, Any] = {
-    "item_identifier_not_present_failure": {"batchItemFailures": [{"itemIdentifier": 123}]},
-    "empty_string_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": ""}]},
-    "null_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": None}]},
-    "invalid_key_foo_failure": {"batchItemFailures": [{"foo": 123}]},
-    "invalid_key_foo_null_value_failure": {"batchItemFailures": [{"foo": None}]},
-    "unhandled_exception_in_function": _divide_by_zero,
-}
-
-
-@pytest.mark.parametrize("case", list(FAILURE_RESPONSES))
+@pytest.mark.parametrize("case", list(replay.FAILURE_RESPONSES))
 def test_report_batch_item_failure_scenarios(
     case: str, aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
 ) -> None:
@@ -363,7 +349,7 @@ def test_report_batch_item_failure_scenarios(
     fn = replay.function(aws, role)
     for value in (qname, name, fn, role.rsplit("/", 1)[1]):
         norm.add("resource", value)
-    response = FAILURE_RESPONSES[case]
+    response = replay.FAILURE_RESPONSES[case]
     invoker.register(fn, response if callable(response) else (lambda event: response))
     created = _create(
         aws,

@@ -85,3 +85,19 @@ def one_object(aws: Aws, bucket: str, timeout: float = TIMEOUT) -> tuple[str, di
             return str(key), dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
         time.sleep(0.05)
     raise AssertionError(f"nothing written to {bucket} within {timeout}s")
+
+
+def _divide_by_zero(event: dict[str, Any]) -> Any:
+    return 1 / 0
+
+
+# What the recorded batch-item-failure scenarios' functions answer (Kinesis and DynamoDB Streams alike),
+# by scenario name: malformed reports, and an unhandled exception.
+FAILURE_RESPONSES: dict[str, Any] = {
+    "item_identifier_not_present_failure": {"batchItemFailures": [{"itemIdentifier": 123}]},
+    "empty_string_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": ""}]},
+    "null_item_identifier_failure": {"batchItemFailures": [{"itemIdentifier": None}]},
+    "invalid_key_foo_failure": {"batchItemFailures": [{"foo": 123}]},
+    "invalid_key_foo_null_value_failure": {"batchItemFailures": [{"foo": None}]},
+    "unhandled_exception_in_function": _divide_by_zero,
+}
