@@ -4,10 +4,12 @@ moto 5.2.5 has its own, synchronous stream triggers: every PutRecord on a Kinesi
 mapping invokes the function (in Docker) once per record, and every DynamoDB write with a mapping
 invokes it and then *empties the table's stream*, so a poller never sees the records. Its
 resharding also keeps routing new records to the closed parent shard and re-numbers the parent's
-records, and it leaves StartingPositionTimestamp out of the mappings it lists. :func:`apply`
-turns the triggers off, makes resharding behave like Kinesis (a closed parent keeps its records;
-new records go to the open child that owns the key's hash), reports the timestamp, and bounds
-the DynamoDB Streams iterators moto would otherwise keep forever.
+records, and its GetRecords never says that a closed shard has ended; and it leaves
+StartingPositionTimestamp out of the mappings it lists. :func:`apply` turns the triggers off, makes
+resharding behave like Kinesis (a closed parent keeps its records; new records go to the open child
+that owns the key's hash; GetRecords at a closed shard's end answers without a NextShardIterator
+and with the shard's ChildShards), reports the timestamp, and bounds the DynamoDB Streams iterators
+moto would otherwise keep forever.
 
 It patches process-wide moto classes, is idempotent, and is a no-op when moto is not importable
 (e.g. when the engine talks to a moto running in another process, which must apply it there).
@@ -40,10 +42,12 @@ def apply() -> bool:
             from moto.awslambda.responses import LambdaResponse  # noqa: PLC0415
             from moto.dynamodbstreams.models import DynamoDBStreamsBackend  # noqa: PLC0415
             from moto.kinesis import models as kinesis_models  # noqa: PLC0415
+            from moto.kinesis.responses import KinesisResponse  # noqa: PLC0415
         except ImportError:  # pragma: no cover - moto is a localcloud dependency
             return False
         _disable_stream_triggers(LambdaBackend)
         _fix_resharding(kinesis_models)
+        _end_closed_shards(KinesisResponse)
         _index_shard_records(kinesis_models.Shard)
         _report_starting_timestamp(EventSourceMapping)
         _bound_stream_iterators(DynamoDBStreamsBackend)
@@ -207,3 +211,55 @@ def _fix_resharding(models: Any) -> None:
     stream_cls.get_shard_for_key = get_shard_for_key
     stream_cls.split_shard = split_shard
     stream_cls.merge_shards = merge_shards
+
+
+def child_shards(stream: Any, shard_id: str) -> list[dict[str, Any]]:
+    """The ChildShards entries of ``shard_id`` (the shards naming it as a parent), as Kinesis lists them."""
+    children = []
+    for shard in sorted(stream.shards.values(), key=attrgetter("_shard_id")):
+        parents = [p for p in (shard.parent, shard.adjacent_parent) if p]
+        if shard_id in parents:
+            children.append(
+                {
+                    "ShardId": shard.shard_id,
+                    "ParentShards": parents,
+                    "HashKeyRange": {
+                        "StartingHashKey": str(shard.starting_hash),
+                        "EndingHashKey": str(shard.ending_hash),
+                    },
+                }
+            )
+    return children
+
+
+def _end_closed_shards(response_cls: Any) -> None:
+    """GetRecords at the end of a closed shard: no NextShardIterator, and the ChildShards.
+
+    That is how Kinesis tells a reader that a split or merged shard is done and where to go next.
+    moto hands out another iterator forever, so a reader that follows the protocol (the KCL checks
+    that a missing iterator comes with child shards and vice versa) never finishes the parent and
+    never starts its children.
+    """
+    from moto.kinesis.utils import decompose_shard_iterator  # noqa: PLC0415
+
+    original = response_cls.get_records
+
+    def get_records(self: Any) -> Any:
+        result = original(self)
+        answer = result.result
+        iterator = answer.get("NextShardIterator") if isinstance(answer, dict) else None
+        if not iterator:
+            return result
+        stream_name, shard_id, last_sequence = decompose_shard_iterator(iterator)
+        stream = self.kinesis_backend.describe_stream(
+            stream_arn=self._get_param("StreamARN"), stream_name=stream_name
+        )
+        shard = stream.shards.get(shard_id)
+        if shard is None or shard.is_open or int(last_sequence) < shard.get_max_sequence_number():
+            return result
+        ended = {key: value for key, value in answer.items() if key != "NextShardIterator"}
+        ended["MillisBehindLatest"] = 0
+        ended["ChildShards"] = child_shards(stream, shard_id)
+        return type(result)(ended)
+
+    response_cls.get_records = get_records
