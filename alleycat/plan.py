@@ -304,6 +304,7 @@ class PlanInput:
     top_n: int = 50
     cdn: bool = False
     stream_mode: str | None = None  # PROVISIONED / ON_DEMAND; None: the cheaper
+    shard_count: int | None = None  # template.yaml's ShardCount when set; the plan never uses fewer
 
 
 @dataclass
@@ -343,6 +344,7 @@ class Plan:
     item_writes_per_window: int  # per race
     item_writes_per_race: int
     wcu_per_window: int  # per race
+    progress_writes_per_s: float  # the aggregators' shard-progress items, at most one per shard a second
     write_units_per_s: float  # peak, averaged over a window
     read_units_per_s: float
     window_burst_wcu: float  # all races' windows close together (tumbling windows align)
@@ -441,6 +443,7 @@ def make_plan(
     # -- stream: a race is one partition key, so one race always lands on one shard
     shards = max(
         1,
+        inputs.shard_count or 1,
         math.ceil(records_per_s / lim["kinesis_shard_records_per_s"]),
         math.ceil(bytes_per_s / lim["kinesis_shard_bytes_per_s"]),
     )
@@ -460,7 +463,10 @@ def make_plan(
     wcu_summary = math.ceil(tf.summary_bytes / lim["dynamodb_write_unit_bytes"])
     wcu_window = tf.buckets * wcu_bucket + wcu_summary
     pb_wcu_per_s = peak_races * inputs.racers / inputs.race_s  # spread evenly over a race, averaged
-    write_units_per_s = peak_races * wcu_window / inputs.window_s + pb_wcu_per_s
+    # Each shard's aggregator records how far it has read (for the race closer), at most once a
+    # second while records arrive: one small item each, found by the validation against a local run.
+    progress_writes_per_s = float(min(shards, peak_races))
+    write_units_per_s = peak_races * wcu_window / inputs.window_s + pb_wcu_per_s + progress_writes_per_s
     read_unit = lim["dynamodb_read_unit_bytes"]
     # The aggregator reads the touched buckets, the publisher the summary and the whole race.
     rcu_window = tf.buckets * math.ceil(tf.bucket_bytes / read_unit) + 1
@@ -553,6 +559,7 @@ def make_plan(
         item_writes_per_window=writes_per_window,
         item_writes_per_race=writes_per_race,
         wcu_per_window=wcu_window,
+        progress_writes_per_s=progress_writes_per_s,
         write_units_per_s=write_units_per_s,
         read_units_per_s=read_units_per_s,
         window_burst_wcu=window_burst,
@@ -722,6 +729,7 @@ def render(plan: Plan, console: Console) -> None:
         ("DynamoDB", "buckets per race", _n(plan.buckets_per_race)),
         ("DynamoDB", "item writes per window per race", _n(plan.item_writes_per_window)),
         ("DynamoDB", "item writes per race (PBs included)", _n(plan.item_writes_per_race)),
+        ("DynamoDB", "shard-progress writes/s", _n(plan.progress_writes_per_s)),
         ("DynamoDB", "write units/s (on-demand)", _n(plan.write_units_per_s, 1)),
         ("DynamoDB", "read units/s (on-demand)", _n(plan.read_units_per_s, 1)),
         ("DynamoDB", "window-close burst (WCU)", _n(plan.window_burst_wcu)),
@@ -851,6 +859,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         top_n=args.top_n,
         cdn=args.cdn,
         stream_mode=args.stream_mode,
+        shard_count=args.shards,
     )
     try:
         plan = make_plan(inputs)
@@ -891,6 +900,9 @@ def add_plan_command(commands: Any) -> None:
     plan.add_argument("--aggregate", action="store_true", help="producers send compressed batches")
     plan.add_argument("--cdn", action="store_true", help="CloudFront in front of the API")
     plan.add_argument("--stream-mode", choices=["PROVISIONED", "ON_DEMAND"], help="default: the cheaper")
+    plan.add_argument(
+        "--shards", type=int_range(1), help="ShardCount: at least this many shards (default: as needed)"
+    )
     plan.add_argument("--region", default="us-east-1", help="price region (default us-east-1)")
     plan.add_argument("--json", action="store_true", help="print JSON")
     plan.add_argument("--table", action="store_true", help="the 1,000 to 1,000,000 racers table")

@@ -61,6 +61,18 @@ def test_window_length_divides_the_writes() -> None:
     assert plan.item_writes_per_race == 10 * 12 + 1000
 
 
+def test_each_shard_carrying_a_race_writes_its_progress_once_a_second() -> None:
+    # Window writes spread over the window, personal bests over the race, and the aggregator's
+    # shard-progress item: one write a second per shard that carries a race.
+    one = plan_for(PlanInput(racers=1000, races_per_hour=12, viewers=0))
+    assert one.progress_writes_per_s == 1
+    assert one.write_units_per_s == pytest.approx(one.wcu_per_window / 5 + 1000 / 300 + 1)
+    # Two races at once on a four-shard stream: only the two shards carrying them write progress.
+    two = plan_for(PlanInput(racers=1000, races_per_hour=24, viewers=0, shard_count=4))
+    assert two.shards == 4
+    assert two.progress_writes_per_s == 2
+
+
 # -- stream: records, bytes and shards ---------------------------------------------------------------------
 
 
@@ -81,6 +93,12 @@ def test_measured_message_sizes_are_in_the_benchmarked_range() -> None:
     assert 120 < plain.bytes / 1000 < 200
     assert 8 < packed.bytes / 1000 < 20
     assert packed.records < 10  # a few 51,200-byte batches per race-second
+
+
+def test_shard_count_is_a_floor_never_a_ceiling() -> None:
+    # ShardCount=2 for one plain race: two shards (the second idles); for three races: three.
+    assert plan_for(PlanInput(racers=1000, races_per_hour=12, viewers=0, shard_count=2)).shards == 2
+    assert plan_for(PlanInput(racers=1000, races_per_hour=36, viewers=0, shard_count=2)).shards == 3
 
 
 def test_aggregated_shards_are_set_by_bytes() -> None:
@@ -197,3 +215,11 @@ def test_cli_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert body["records_per_s"] == 500
     assert body["binding"]["name"]
     assert body["monthly_total"] > 0
+
+
+def test_cli_takes_the_shard_count(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["plan", "--racers", "500", "--races-per-hour", "12", "--viewers", "0", "--shards", "3"]
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["shards"] == 3
+    with pytest.raises(SystemExit):
+        main([*args[:-1], "0"])
