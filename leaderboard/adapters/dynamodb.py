@@ -7,6 +7,8 @@ delta whose seconds are all counted already writes nothing.
 
 Single-item conditional puts rather than one transaction: they cost half the write units, and the
 summary records each bucket's counts at the bucket's version, so it converges without atomicity.
+A window's bucket puts are independent, so they run concurrently, on the same bounded pool as the
+personal bests (see :meth:`DynamoRaceStore.record_results` for how those are written and why).
 
 Retries: one policy, ours (:class:`~leaderboard.retry.RetryPolicy`), bounded by a deadline the
 caller sets from the invocation's remaining time (:meth:`DynamoRaceStore.retry_until`). The client
@@ -41,6 +43,7 @@ from leaderboard.adapters.items import (
     BY_STATUS_INDEX,
     MAX_ITEM_BYTES,
     META_SK,
+    PB_PREFIX,
     PB_SCALE,
     Item,
     bucket_scores,
@@ -54,6 +57,7 @@ from leaderboard.adapters.items import (
     parse_iso,
     pb_rank_key,
     pb_sk,
+    personal_best_total,
     race_from_item,
     race_pk,
     race_to_item,
@@ -69,10 +73,11 @@ from leaderboard.domain.race import (
     apply_to_bucket,
     merge_bucket_counts,
 )
-from leaderboard.domain.scoring import RacerDelta, RacerScore
+from leaderboard.domain.scoring import RacerScore
 from leaderboard.retry import RetryPolicy
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 # Without a deadline (tests, scripts) retries are bounded by attempts: 8, at most ~6 s of waiting
 # with base 50 ms and cap 2 s. With one, the deadline bounds them (the policy's record_ttl is about
@@ -100,6 +105,9 @@ _TRANSIENT_CONNECTION = (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+
+# BatchGetItem reads at most 100 keys a call.
+_BATCH_GET_KEYS = 100
 
 # The consumers' progress through the stream, one item per shard (see record_progress).
 _PROGRESS_PK = "PROGRESS"
@@ -256,44 +264,71 @@ class DynamoRaceStore:
         attempt = 0
         while True:
             stored = self._read_buckets(delta.race_id, list(pending))
-            conflicts: dict[int, dict[int, RacerDelta]] = {}
+            changes: dict[int, tuple[int | None, BucketChange]] = {}
+            offers: list[FinalResult] = []
+            now = self._clock()
             for bucket, racers in pending.items():
                 version, scores = stored.get(bucket, (None, {}))
                 change = apply_to_bucket(scores, racers)
-                new_version = version or 0
+                changes[bucket] = (version, change)
                 if change.changed:
-                    new_version += 1
-                    now = self._clock()
-                    bests += self.record_results(
-                        [
-                            FinalResult(class_id, rid, sc.name, delta.race_id, sc.total, now)
-                            for rid in racers
-                            if (sc := change.scores[rid]) is not scores.get(rid) and (sc.final or closed)
-                        ]
-                    )
-                    item = self._bucket_item(delta, bucket, change, new_version)
-                    try:
-                        self._call(partial(self._ddb.put_item, **self._versioned_put(item, version)))
-                    except ClientError as exc:
-                        if not _is_condition_failure(exc):
-                            raise
-                        conflicts[bucket] = racers  # someone else wrote it: re-read and fold again
-                        continue
+                    offers += [
+                        FinalResult(class_id, rid, sc.name, delta.race_id, sc.total, now)
+                        for rid in racers
+                        if (sc := change.scores[rid]) is not scores.get(rid) and (sc.final or closed)
+                    ]
+            # Every best of the window is offered before any bucket that finishes its racer is
+            # written: a crash in between leaves the buckets unwritten, so the retry offers again
+            # (keep-best makes that harmless). One offer for the whole window, not one per bucket,
+            # so its reads and writes share one bounded pool.
+            bests += self.record_results(offers)
+            conflicts = self._put_buckets(
+                {
+                    bucket: (version, self._bucket_item(delta, bucket, change, (version or 0) + 1))
+                    for bucket, (version, change) in changes.items()
+                    if change.changed
+                }
+            )
+            for bucket, (version, change) in changes.items():
+                if bucket in conflicts:
+                    continue  # someone else wrote it: re-read and fold again
                 finished = sum(1 for s in change.scores.values() if s.final)
                 merged[bucket] = _MergedBucket(
                     scores=change.scores,
-                    count=BucketCount(racers=len(change.scores), finished=finished, version=new_version),
+                    count=BucketCount(
+                        racers=len(change.scores),
+                        finished=finished,
+                        version=(version or 0) + (1 if change.changed else 0),
+                    ),
                     written=change.changed,
                 )
             if not conflicts:
                 return merged, bests
-            pending = conflicts
+            pending = {bucket: pending[bucket] for bucket in conflicts}
             attempt += 1
             if (delay := self._may_retry(attempt)) is None:
                 raise MergeConflictError(
                     f"race {delta.race_id}: too many concurrent updates, giving up for now"
                 )
             self._sleep(delay)
+
+    def _put_buckets(self, writes: Mapping[int, tuple[int | None, Item]]) -> set[int]:
+        """Write each bucket conditioned on the version read; the buckets that lost a version race.
+
+        The puts are independent (each its own item and condition), so they run on the bounded pool.
+        """
+
+        def put(entry: tuple[int, tuple[int | None, Item]]) -> int | None:
+            bucket, (version, item) = entry
+            try:
+                self._call(partial(self._ddb.put_item, **self._versioned_put(item, version)))
+            except ClientError as exc:
+                if not _is_condition_failure(exc):
+                    raise
+                return bucket
+            return None
+
+        return {bucket for bucket in self._map(put, list(writes.items())) if bucket is not None}
 
     def _merge_summary(
         self, delta: RaceDelta, buckets: Mapping[int, _MergedBucket], read: RaceSummary | None
@@ -395,42 +430,89 @@ class DynamoRaceStore:
     # -- results and closing ------------------------------------------------------------------------
 
     def record_results(self, results: Sequence[FinalResult]) -> int:
-        """Keep-best personal bests per class: a conditional update per racer, run concurrently."""
-        if not results:
+        """Offer personal bests (keep-best per class and racer); returns how many improved.
+
+        Read first, write only improvements: the stored bests are read in BatchGetItem pages of 100
+        keys, and only the racers whose new total beats theirs are written, each with its own
+        conditional PutItem (keep-best stays atomic per item against any concurrent writer: another
+        race of the class, the closer, a retry). The read may be eventually consistent: a best only
+        ever grows, so a stale read shows a lower best and at worst sends a write that the condition
+        refuses; it never skips a write that was needed. Replays read their own earlier writes and
+        write nothing.
+
+        Why not TransactWriteItems (100 conditional writes a call): it costs twice the write units,
+        one failed condition cancels the other 99 (a retry per cancellation), and moto, which serves
+        the table locally, copies every table the transaction touches before applying it, which
+        makes it slower than single writes once the table holds a few thousand items. Why not a
+        consumer of the table's stream: it would need its own function, mapping, alarms and a
+        second reader on the stream, and 'offered before the bucket is written' would become 'the
+        stream is read within its 24 hours'; the reads below keep the simpler guarantee.
+
+        Reads and writes run on a bounded pool (``pb_concurrency``): a class's bests share one
+        partition key, which takes about 1,000 writes/s, so more in flight only buys throttling.
+        """
+        offers: dict[tuple[int, int], FinalResult] = {}
+        for result in results:
+            key = (result.class_id, result.racer_id)
+            if key not in offers or offers[key].total < result.total:
+                offers[key] = result  # one write per item, the racer's best of this call
+        if not offers:
             return 0
-        if len(results) == 1 or self._pb_concurrency <= 1:
-            return sum(self._offer_best(r) for r in results)
-        with ThreadPoolExecutor(max_workers=self._pb_concurrency) as pool:
-            return sum(pool.map(self._offer_best, results))
+        stored = self._stored_bests(list(offers))
+        improving = [r for key, r in offers.items() if key not in stored or stored[key] < r.total]
+        return sum(self._map(self._offer_best, improving))
+
+    def _stored_bests(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """The stored personal bests (ten-thousandths) of these (classId, racerId) pairs that exist."""
+
+        def read(page: Sequence[tuple[int, int]]) -> list[Item]:
+            request = {
+                "Keys": [{"pk": s(class_pk(c)), "sk": s(pb_sk(r))} for c, r in page],
+                "ProjectionExpression": "pk, sk, best, #scale",
+                "ExpressionAttributeNames": {"#scale": "scale"},
+            }
+            return list(self._batch_get_pages([request]))
+
+        pages = [keys[i : i + _BATCH_GET_KEYS] for i in range(0, len(keys), _BATCH_GET_KEYS)]
+        bests: dict[tuple[int, int], int] = {}
+        for items in self._map(read, pages):
+            for item in items:
+                class_id = int(item["pk"]["S"].removeprefix("CLASS#"))
+                racer_id = int(item["sk"]["S"].removeprefix(PB_PREFIX))
+                bests[(class_id, racer_id)] = personal_best_total(item)
+        return bests
 
     def _offer_best(self, result: FinalResult) -> bool:
+        """One keep-best conditional put; False when the stored best is at least as good."""
+        item = {
+            "pk": s(class_pk(result.class_id)),
+            "sk": s(pb_sk(result.racer_id)),
+            "best": n(result.total),
+            "scale": n(PB_SCALE),
+            "name": s(result.name),
+            "raceId": n(result.race_id),
+            "achievedAt": s(iso(result.achieved_at)),
+            "classId": n(result.class_id),
+            "racerId": n(result.racer_id),
+            "gsi1pk": s(class_pk(result.class_id)),
+            "gsi1sk": s(pb_rank_key(result.total, result.racer_id)),
+        }
         try:
+            # A put rather than an update: the item is ours whole, and DynamoDB bills both alike,
+            # while moto (local) spends most of an UpdateItem validating its nine SET clauses.
             self._call(
-                lambda: self._ddb.update_item(
+                lambda: self._ddb.put_item(
                     TableName=self._table,
-                    Key={"pk": s(class_pk(result.class_id)), "sk": s(pb_sk(result.racer_id))},
-                    UpdateExpression=(
-                        "SET best = :best, #scale = :scale, #name = :name, raceId = :race, "
-                        "achievedAt = :at, classId = :class, racerId = :racer, gsi1pk = :gpk, "
-                        "gsi1sk = :gsk"
-                    ),
+                    Item=item,
                     # An item without a scale holds hundredths: it is compared in its own unit.
                     ConditionExpression=(
                         "attribute_not_exists(best) OR (attribute_exists(#scale) AND best < :best) "
                         "OR (attribute_not_exists(#scale) AND best < :legacy)"
                     ),
-                    ExpressionAttributeNames={"#name": "name", "#scale": "scale"},
+                    ExpressionAttributeNames={"#scale": "scale"},
                     ExpressionAttributeValues={
                         ":best": n(result.total),
-                        ":scale": n(PB_SCALE),
                         ":legacy": n(legacy_pb_bound(result.total)),
-                        ":name": s(result.name),
-                        ":race": n(result.race_id),
-                        ":at": s(iso(result.achieved_at)),
-                        ":class": n(result.class_id),
-                        ":racer": n(result.racer_id),
-                        ":gpk": s(class_pk(result.class_id)),
-                        ":gsk": s(pb_rank_key(result.total, result.racer_id)),
                     },
                 )
             )
@@ -533,11 +615,26 @@ class DynamoRaceStore:
                     ) from exc
                 self._sleep(delay)
 
+    def _map(self, fn: Callable[[A], T], items: Sequence[A]) -> list[T]:
+        """``fn`` over ``items`` on a pool of ``pb_concurrency`` threads (in line for one item)."""
+        if len(items) <= 1 or self._pb_concurrency <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self._pb_concurrency, len(items))) as pool:
+            return list(pool.map(fn, items))
+
     def _batch_get(self, keys: list[dict[str, Any]]) -> Iterable[Item]:
-        """BatchGetItem in chunks of 100, following UnprocessedKeys with back-off."""
-        for start in range(0, len(keys), 100):
-            chunk = keys[start : start + 100]
-            pending: dict[str, Any] = {self._table: {"Keys": chunk, "ConsistentRead": True}}
+        """Consistent BatchGetItem in chunks of 100, following UnprocessedKeys with back-off."""
+        return self._batch_get_pages(
+            [
+                {"Keys": keys[i : i + _BATCH_GET_KEYS], "ConsistentRead": True}
+                for i in range(0, len(keys), _BATCH_GET_KEYS)
+            ]
+        )
+
+    def _batch_get_pages(self, requests: Iterable[dict[str, Any]]) -> Iterator[Item]:
+        """One BatchGetItem per request (its keys and read options), following UnprocessedKeys."""
+        for request in requests:
+            pending: dict[str, Any] = {self._table: request}
             attempt = 0
             while pending:
                 response = self._call(partial(self._ddb.batch_get_item, RequestItems=pending))
