@@ -195,6 +195,8 @@ class ShardWorker:
         self._finished = False
         self._last_arrival: float | None = None
         self._last_empty_poll = -1.0
+        # When the next read is due (time.monotonic()): reads start a poll interval apart.
+        self._next_poll = 0.0
         self._persisted: tuple[int | None, int] = (None, -1)
         self._window_version = 0
         self._checkpoint = ShardCheckpoint()
@@ -285,7 +287,7 @@ class ShardWorker:
                 if self._drained():
                     self._finish()
                     return
-                if self._room_to_read():
+                if self._room_to_read() and self._poll_due():
                     try:
                         self._poll()
                         errors.reset()
@@ -355,8 +357,21 @@ class ShardWorker:
     def _room_to_read(self) -> bool:
         return not self._ended and self.tracker.outstanding() < self.settings.read_ahead_records
 
+    def _poll_due(self) -> bool:
+        """A read is due: records remain behind the last read, or a poll interval has passed since
+        the last read started.
+
+        AWS reads each shard at a base rate (Kinesis once a second, DynamoDB Streams four times a
+        second) and reads again at once only while records remain. The interval runs from the start
+        of one read to the start of the next, so a read slowed down by a busy machine does not
+        stretch the cadence; and a batch finishing is no reason to read early, which would split
+        the stream into more, smaller invocations than AWS makes.
+        """
+        return self._more or time.monotonic() >= self._next_poll
+
     def _poll(self) -> None:
         started = time.monotonic()
+        self._next_poll = started + self.poll_interval
         # Snapshot before reading: a shard closed before this read cannot gain records after it.
         closed_before = self.closed
         if self._iterator is None:
@@ -554,6 +569,10 @@ class ShardWorker:
             return
         now = self.clock.time()
         timeout = self.poll_interval
+        if self._room_to_read():
+            # Until the next read is due; a finished batch wakes the thread earlier (to dispatch
+            # and checkpoint), without reading before it is due.
+            timeout = min(timeout, max(0.0, self._next_poll - time.monotonic()))
         with self.cond:
             for lane in self.lanes:
                 if lane.pending and not lane.busy and self.config.maximum_batching_window_s > 0:
