@@ -1,10 +1,11 @@
 """The planner's predictions against what localcloud's CloudWatch metrics record in the same run.
 
 For each size ``make bench`` runs — 1,000 racers (plain records) and 10,000 racers (KPL-aggregated,
-compressed batches), on one shard and on two — races run 10 s through the local stack (2 s
-windows); then the planner is asked about the same size, and its records/s, bytes/s, item writes,
-write units per item, merges and publishes per window are compared with ``AWS/Kinesis``,
-``AWS/DynamoDB`` and the functions' metrics for exactly that run.
+compressed batches), on one shard and on two — races run through the local stack for a few 2 s
+windows (9 s, five windows; 10,000 racers 5 s, three); then the planner is asked about the same
+size, and its records/s, bytes/s, item writes, write units per item, merges and publishes per
+window are compared with ``AWS/Kinesis``, ``AWS/DynamoDB`` and the functions' metrics for exactly
+that run.
 
 The tolerances, each with the reason the model and the measurement differ, live beside the
 measurement in :data:`alleycat.plan_validation.TOLERANCES` (``bench/bench_plan.py`` prints the same

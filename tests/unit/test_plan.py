@@ -22,6 +22,17 @@ from alleycat.plan import (
     stream_figures,
     table_figures,
 )
+from alleycat.plan_validation import (
+    WINDOW_S,
+    Measured,
+    SizeResult,
+    ValidationSize,
+    _hash_key,
+    compare,
+    race_ids_on_shards,
+    ratios,
+)
+from alleycat.plan_validation import plan_for as plan_for_size
 
 MEMORY = {"AggregatorFunction": 1769, "PublisherFunction": 512, "ApiFunction": 512}
 
@@ -223,3 +234,54 @@ def test_cli_takes_the_shard_count(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["shards"] == 3
     with pytest.raises(SystemExit):
         main([*args[:-1], "0"])
+
+
+# -- the validation's arithmetic (the run itself: tests/integration/test_plan_validation.py) ----------
+
+
+def test_validation_race_ids_land_on_the_shards_asked_for() -> None:
+    half = 2**127
+    shards = {
+        "Shards": [
+            {"HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(half - 1)}},
+            {"HashKeyRange": {"StartingHashKey": str(half), "EndingHashKey": str(2**128 - 1)}},
+        ]
+    }
+
+    class Kinesis:
+        def list_shards(self, **_: str) -> dict[str, object]:
+            return shards
+
+    ids = race_ids_on_shards(Kinesis(), "s", 2, 5_000_000_000)
+    assert [_hash_key(str(i)) < half for i in ids] == [True, False]
+    with pytest.raises(ValueError, match="3 are needed"):
+        race_ids_on_shards(Kinesis(), "s", 3, 5_000_000_000)
+
+
+def test_validation_flags_a_figure_outside_its_tolerance() -> None:
+    size = ValidationSize(1000, 1, aggregate=False)
+    plan = plan_for_size(size)
+    windows = math.ceil(size.race_s / WINDOW_S)
+    exact = Measured(
+        records=plan.records_per_s * size.race_s,
+        bytes=plan.bytes_per_s * size.race_s,
+        item_writes=windows * plan.item_writes_per_window + size.race_s * plan.progress_writes_per_s,
+        write_units=windows * plan.wcu_per_window + size.race_s * plan.progress_writes_per_s,
+        publishes=windows,
+        race_windows=windows,
+        throttled=0,
+        failed=0,
+        lateness_s=0,
+        elapsed_s=0,
+    )
+    assert all(f.ok and f.ratio == pytest.approx(1) for f in compare(size, plan, exact))
+    # 5 % more bytes than planned is outside plain records' 3 %; so is a window's writes twice over.
+    off = replace(exact, bytes=exact.bytes * 1.05, item_writes=exact.item_writes * 2)
+    assert {f.name for f in compare(size, plan, off) if not f.ok} == {
+        "bytes_per_s",
+        "item_writes_per_window",
+        "write_units_per_item",
+    }
+    assert ratios([SizeResult(size, plan, exact, compare(size, plan, exact))])[
+        "plan_writes_ratio_1k_1shard"
+    ] == pytest.approx(1)
