@@ -11,16 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import threading
 import time
 import webbrowser
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from localcloud.dashboard import DashboardServer, MetricSource, cloudwatch_clients
 from localcloud.dashboard.server import Route
+from localcloud.templates import load_template
 
 from alleycat.argtypes import port
 from alleycat.target import StackTarget, TargetError
@@ -31,6 +34,13 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 AGGREGATOR = "AggregatorFunction"  # logical id in template.yaml
+KCL_TEMPLATE = Path(__file__).resolve().parents[1] / "consumers" / "kcl" / "template.yaml"
+# The KCL's key metrics, as its dashboard charts them: (metric name, Operation dimension).
+KCL_METRICS = (
+    ("CurrentLeases", "RenewAllLeases"),
+    ("RecordsProcessed", "ProcessTask"),
+    ("MillisBehindLatest", "ProcessTask"),
+)
 
 
 # -- the page ------------------------------------------------------------------------------------
@@ -72,6 +82,15 @@ def local_dashboard_server(
         default_start=LOCAL_DEFAULT_START,
         default_period=LOCAL_DEFAULT_PERIOD_S,
     )
+
+
+def kcl_dashboard_body(application_name: str, stream_name: str, region: str) -> str:
+    """The KCL consumer's dashboard body for a local stack: the Fargate template's own (one
+    definition for AWS and local), its ``!Sub`` variables filled in as CloudFormation would."""
+    resource = load_template(KCL_TEMPLATE)["Resources"]["KclDashboard"]
+    text, _ = resource["Properties"]["DashboardBody"]["Fn::Sub"]
+    values = {"ApplicationName": application_name, "StreamName": stream_name, "AWS::Region": region}
+    return re.sub(r"\$\{([^}]+)\}", lambda match: values[match.group(1)], str(text))
 
 
 def stack_dashboards(cloudformation: Any, stack_name: str) -> list[str]:
@@ -248,9 +267,11 @@ def _query(query_id: str, metric: tuple[str, str, str, str], stat: str, period: 
 
 
 __all__ = [
+    "KCL_METRICS",
     "PipelineWatch",
     "add_dashboard_command",
     "cmd_dashboard",
+    "kcl_dashboard_body",
     "local_dashboard_server",
     "stack_dashboards",
     "status_routes",

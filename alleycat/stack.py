@@ -21,7 +21,7 @@ from localcloud.esm import EngineSettings
 from localcloud.templates import load_template
 
 from alleycat.artifacts import BUILT_TEMPLATE
-from alleycat.dashboard import local_dashboard_server
+from alleycat.dashboard import kcl_dashboard_body, local_dashboard_server
 from alleycat.status import StatusServer
 from alleycat.viewer_page import PREFIX as VIEWER_PREFIX
 from alleycat.viewer_page import viewer_config, viewer_routes
@@ -70,12 +70,15 @@ class LocalStack:
         window_idle_wait_s: float = 2.0,
         consumer: str = "lambda",
         kcl_workers: int = 2,
+        kcl_properties: dict[str, str] | None = None,
         iot_open: bool = False,
     ) -> None:
         """Prepare to run ``templates`` (default: template.yaml) with state under ``home``.
 
         ``consumer="kcl"`` consumes the race stream with ``kcl_workers`` KCL workers
-        (:mod:`consumers.kcl`) instead of the aggregator's event source mapping, which is disabled.
+        (:mod:`consumers.kcl`) instead of the aggregator's event source mapping, which is disabled;
+        ``kcl_properties`` are added to (or override) the workers' MultiLangDaemon properties (tests
+        shorten the KCL's lease and failover timings with them).
         """
         if consumer not in CONSUMERS:
             raise ValueError(f"consumer must be one of {CONSUMERS}")
@@ -87,6 +90,7 @@ class LocalStack:
         self.window_idle_wait_s = window_idle_wait_s
         self.consumer = consumer
         self.kcl_workers = kcl_workers
+        self.kcl_properties = dict(kcl_properties or {})
         # The local broker applies the stack's IoT policies unless open (``alleycat up --iot-open``).
         self.iot_open = iot_open
         self.kcl: Any = None  # consumers.kcl.daemon.KclWorkers when consumer == "kcl"
@@ -198,12 +202,19 @@ class LocalStack:
             region=self.cloud.region,
             endpoint_url=self.cloud.endpoint_url,
             window_seconds=float(self.parameters.get("WindowSeconds", "5")),
+            extra_properties=self.kcl_properties,
         )
         self.kcl = KclWorkers(config, self.kcl_workers, self.home / "kcl")
         try:
             self.kcl.start()
         except KclSetupError as exc:
             raise StackStartError(str(exc)) from exc
+        # The workers publish their metrics to localcloud's CloudWatch: the KCL's dashboard (the
+        # Fargate template's) joins the stack's on the local dashboard page.
+        self.cloud.client("cloudwatch").put_dashboard(
+            DashboardName=config.application_name,
+            DashboardBody=kcl_dashboard_body(config.application_name, config.stream_name, self.cloud.region),
+        )
 
     def viewer_config(self) -> dict[str, Any]:
         """The viewer page's config.json: this stack's API and MQTT-over-WebSocket, no Cognito."""

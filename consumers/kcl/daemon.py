@@ -10,9 +10,13 @@ Two settings matter against an endpoint other than AWS's (localcloud):
 - The AWS SDK for Java v2 speaks CBOR to Kinesis unless the system property ``aws.cborEnabled`` is
   ``false``; moto's Kinesis reads JSON only (a CBOR body fails there with HTTP 500), so local
   workers set it: the SDK's documented switch, and the JSON protocol carries the same API.
-- KCL metrics go to CloudWatch through a client whose endpoint the daemon's configuration cannot
-  override (only ``kinesisEndpoint`` and ``dynamoDBEndpoint`` exist), so with an endpoint override
-  metrics are off (``metricsLevel = NONE``); on AWS they stay at the KCL's default (DETAILED).
+- KCL metrics go to CloudWatch through a client the daemon's flat properties cannot point elsewhere
+  (only ``kinesisEndpoint`` and ``dynamoDBEndpoint`` exist), but its nested
+  ``cloudWatchClient.endpointOverride`` can: locally they go to localcloud's CloudWatch, so the
+  local dashboard shows them as AWS's does, at the KCL's default level (DETAILED).
+
+Metrics carry the Operation dimension only (``metricsEnabledDimensions``): per shard and per worker
+the series would multiply with every reshard and restart, and a dashboard could not name them.
 """
 
 from __future__ import annotations
@@ -87,12 +91,13 @@ class WorkerConfig:
             "failoverTimeMillis": str(self.failover_time_ms),
             "parentShardPollIntervalMillis": "1000",
             "shardSyncIntervalMillis": "5000",
+            "metricsEnabledDimensions": "Operation",
         }
         if self.endpoint_url:
             props |= {
                 "kinesisEndpoint": self.endpoint_url,
                 "dynamoDBEndpoint": self.endpoint_url,
-                "metricsLevel": "NONE",
+                "cloudWatchClient.endpointOverride": self.endpoint_url,
             }
         props |= self.extra_properties
         return "".join(f"{key} = {value}\n" for key, value in props.items())

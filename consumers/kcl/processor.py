@@ -100,6 +100,7 @@ class ShardProcessor:
         self._position: tuple[str, int | None] | None = None
         self.merged_messages = 0
         self.checkpoints = 0
+        self._seen_records = False
 
     # -- the KCL's calls --------------------------------------------------------------------------
 
@@ -116,6 +117,11 @@ class ShardProcessor:
         """
         records: list[KclRecord] = list(process_records_input.records or [])
         if records:
+            if not self._seen_records:
+                # Logged with the wall clock: operators (and the resharding test) see that a child
+                # shard's first records came after its parents ended.
+                self._seen_records = True
+                LOG.info("shard %s: first records at %.3f", self.shard_id, time.time())
             self._accumulate(records)
         if self._due():
             self._flush(process_records_input.checkpointer)
@@ -135,6 +141,7 @@ class ShardProcessor:
         """
         self._merge_until_landed()
         self._checkpoint(shard_ended_input.checkpointer, None)
+        LOG.info("shard %s: read to its end at %.3f", self.shard_id, time.time())
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         """The worker is stopping: merge the open window, then checkpoint where it ended."""

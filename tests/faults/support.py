@@ -3,6 +3,8 @@
 Every fault test runs a short, real race through localcloud (Kinesis → tumbling-window aggregator
 → DynamoDB → API Gateway), injects one fault, and compares the final standings read from the API
 over HTTP with :func:`tests.support.oracle.expected_standings` computed from the messages sent.
+The faults that apply to any stream consumer run against the KCL consumer too (``consumer="kcl"``:
+KCL workers read the stream in the aggregator mapping's place, into the same table).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from localcloud.faults import FaultInjector
 
 from alleycat.stack import LocalStack
@@ -31,27 +34,55 @@ WINDOW_SECONDS = "2"
 WINDOW_IDLE_WAIT_S = 0.5
 DRAIN_TIMEOUT_S = 120.0
 AGGREGATOR = "AggregatorFunction"
+# Who consumes the race stream: the aggregator's event source mapping, or KCL workers.
+CONSUMERS = ("lambda", "kcl")
+# The KCL's timings shortened for tests: a dead worker's leases expire after 6 s (not 10 s), the
+# leader assigns leases every second, and children of a split shard are checked for every 0.5 s.
+KCL_TEST_PROPERTIES = {
+    "failoverTimeMillis": "6000",
+    "leaseAssignmentIntervalMillis": "1000",
+    "parentShardPollIntervalMillis": "500",
+    "shardSyncIntervalMillis": "2000",
+    "idleTimeBetweenReadsInMillis": "200",
+    # The KCL's CloudWatch metrics in 2 s batches, so a short test sees them.
+    "metricsBufferTimeMillis": "2000",
+}
+
+
+def on_consumers(*consumers: str) -> pytest.MarkDecorator:
+    """Run the test once per consumer, with the module's ``cloud`` fixture (module-scoped, so one
+    stack per consumer serves every test of the module that asks for it)."""
+    return pytest.mark.parametrize("cloud", consumers, indirect=True)
 
 
 @contextlib.contextmanager
 def running_stack(
-    home: Path, *, persist: bool = False, seed: int = 1
+    home: Path, *, persist: bool = False, seed: int = 1, consumer: str = "lambda"
 ) -> Iterator[tuple[LocalStack, FaultInjector]]:
     """A started local stack (template.yaml, 2 s windows) with a fault injector on its endpoint.
 
-    Rules left behind by a failing test are cleared and the stack is stopped on the way out.
+    ``consumer="kcl"``: one KCL worker (test timings) consumes the stream instead of the aggregator,
+    and the stack is returned once the worker holds its lease. Rules left behind by a failing test
+    are cleared and the stack is stopped on the way out.
     """
     stack = LocalStack(
         home=home,
         persist=persist,
         parameters={"WindowSeconds": WINDOW_SECONDS},
         window_idle_wait_s=WINDOW_IDLE_WAIT_S,
+        consumer=consumer,
+        kcl_workers=1,
+        kcl_properties=KCL_TEST_PROPERTIES,
     )
     injector = FaultInjector(seed=seed)
     stack.start()
     try:
         assert stack.cloud is not None
         stack.cloud.add_middleware(injector)
+        if consumer == "kcl":
+            # The KCL bootstraps its lease table first (up to a minute); the tests' deadlines are
+            # for their faults, so they start once the worker reads.
+            wait_until(lambda: any(lease.get("leaseOwner") for lease in kcl_leases(stack)), 180, "a lease")
         yield stack, injector
     finally:
         injector.clear()
@@ -145,9 +176,72 @@ def put_raw(stack: LocalStack, records: Sequence[tuple[bytes, str]], timeout: fl
 
 
 def drain(stack: LocalStack, timeout: float = DRAIN_TIMEOUT_S) -> None:
-    """Wait until the stream and the table's stream are consumed and every window has closed."""
+    """Wait until the stream and the table's stream are consumed and every window has closed.
+
+    With KCL workers: until each shard's lease is checkpointed at the shard's last record (the
+    processor checkpoints a window only after its merge has landed) or at its end, then the
+    mappings (the table's stream) drain.
+    """
     assert stack.cloud is not None
+    if stack.kcl is not None:
+        tips = shard_tips(stack)
+        wait_until(lambda: _kcl_caught_up(stack, tips), timeout, "the KCL workers to checkpoint every record")
     assert stack.cloud.wait_for_mappings(timeout=timeout, include_windows=True), "mappings did not drain"
+
+
+def kcl_leases(stack: LocalStack) -> list[dict[str, Any]]:
+    """The KCL lease table's items (one per shard), attribute values unwrapped: leaseKey,
+    leaseOwner, checkpoint ("TRIM_HORIZON", a sequence number, "SHARD_END"), parentShardIds."""
+    assert stack.cloud is not None and stack.kcl is not None
+    table = stack.kcl.workers[0].config.application_name
+    ddb = stack.cloud.client("dynamodb")
+    try:
+        items = ddb.scan(TableName=table, ConsistentRead=True).get("Items", [])
+    except ddb.exceptions.ResourceNotFoundException:
+        return []  # the workers have not created it yet
+    return [{key: next(iter(value.values())) for key, value in item.items()} for item in items]
+
+
+# Per (stream, shard): an iterator past the records already counted and the last sequence number.
+_TIPS: dict[tuple[str, str], tuple[str | None, int]] = {}
+
+
+def shard_tips(stack: LocalStack) -> dict[str, int]:
+    """Each shard's last sequence number now (0: empty), read with GetRecords from where the last
+    call stopped."""
+    assert stack.cloud is not None
+    kinesis = stack.cloud.client("kinesis")
+    stream = outputs(stack)["StreamName"]
+    tips: dict[str, int] = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        key = (outputs(stack)["StreamArn"], shard["ShardId"])
+        iterator, last = _TIPS.get(key, (None, 0))
+        if iterator is None and last == 0:
+            iterator = kinesis.get_shard_iterator(
+                StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        while iterator is not None:
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            if answer["Records"]:
+                last = int(answer["Records"][-1]["SequenceNumber"])
+            if not answer["Records"] or "NextShardIterator" not in answer:
+                iterator = answer.get("NextShardIterator")
+                break
+            iterator = answer["NextShardIterator"]
+        _TIPS[key] = (iterator, last)
+        tips[shard["ShardId"]] = last
+    return tips
+
+
+def _kcl_caught_up(stack: LocalStack, tips: dict[str, int]) -> bool:
+    leases = {str(lease["leaseKey"]): str(lease.get("checkpoint", "")) for lease in kcl_leases(stack)}
+    for shard, last in tips.items():
+        checkpoint = leases.get(shard)
+        if last == 0 or checkpoint == "SHARD_END":
+            continue
+        if checkpoint is None or not checkpoint.isdigit() or int(checkpoint) < last:
+            return False
+    return True
 
 
 def get_json(url: str) -> tuple[int, dict[str, Any]]:

@@ -8,6 +8,7 @@ service scales on the stream's iterator age; the Dockerfile's build inputs exist
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Iterator
@@ -214,3 +215,29 @@ def test_the_entry_point_writes_the_local_daemons_properties_for_polling() -> No
     assert "metricsLevel" not in properties
     with pytest.raises(ConfigurationError, match="STREAM_ARN"):
         worker_config({k: v for k, v in env.items() if k != "STREAM_ARN"})
+
+
+def test_the_dashboard_charts_the_kcls_key_metrics_from_its_namespace(template: dict[str, Any]) -> None:
+    from alleycat.dashboard import KCL_METRICS, kcl_dashboard_body  # noqa: PLC0415
+
+    # Given the template's dashboard body, its variables filled in as CloudFormation (or the local
+    # stack) fills them
+    sub = template["Resources"]["KclDashboard"]["Properties"]["DashboardBody"]["Sub"]
+    assert sub[1] == {"StreamName": {"Select": [1, {"Split": ["/", {"Ref": "StreamArn"}]}]}}
+    body = json.loads(kcl_dashboard_body("alleycat-kcl", "races", "eu-west-1"))
+    rows = [row for widget in body["widgets"] for row in widget["properties"].get("metrics", [])]
+    # Then lease count, records processed and millis behind latest are charted, by the Operation
+    # dimension alone (what the workers publish), under the application's namespace
+    assert {(row[1], row[3]) for row in rows if row[0] == "alleycat-kcl"} == set(KCL_METRICS)
+    assert all(row[2] == "Operation" and len(row) == 5 for row in rows if row[0] == "alleycat-kcl")
+    stream_age = ["AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "StreamName", "races"]
+    assert stream_age in [row[:4] for row in rows]
+    assert {w["properties"]["region"] for w in body["widgets"] if w["type"] == "metric"} == {"eu-west-1"}
+    # ... and the workers publish exactly that dimension, locally to localcloud's CloudWatch
+    from consumers.kcl.daemon import WorkerConfig  # noqa: PLC0415
+
+    config = WorkerConfig("app", "races", "arn", "table", "queue", endpoint_url="http://127.0.0.1:4566")
+    properties = config.properties("w1")
+    assert "metricsEnabledDimensions = Operation\n" in properties
+    assert "cloudWatchClient.endpointOverride = http://127.0.0.1:4566\n" in properties
+    assert "metricsLevel" not in properties
