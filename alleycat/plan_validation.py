@@ -107,11 +107,12 @@ TOLERANCES: dict[str, dict[bool, Tolerance]] = {
             "1,000/s are retried and counted once, when accepted",
         ),
         True: Tolerance(
-            0.5,
+            0.75,
             1.1,
             "the plan packs each second's messages into full 51,200-byte batches (per race), so the "
             "producer cannot use fewer records; it uses more when its 0.1 s linger ships a part-filled "
-            "batch while a slow machine is still handing a second over (up to twice as many allowed)",
+            "batch while a busy machine is still handing a second over (a third more allowed; 0.95-0.99 "
+            "measured with the machine's load average at 15)",
         ),
     },
     "bytes_per_s": {
@@ -121,11 +122,11 @@ TOLERANCES: dict[str, dict[bool, Tolerance]] = {
             "the plan encodes its own sample race; this race has other names and numbers",
         ),
         True: Tolerance(
-            0.8,
-            1.25,
+            0.9,
+            1.1,
             "compressed batches: the plan compresses the first two seconds of its own sample race, "
-            "full batches only; this run compresses ten seconds of other races, some batches "
-            "part-filled (they compress worse)",
+            "full batches only; this run compresses every second of other races, some batches "
+            "part-filled (they compress worse); 0.99 measured",
         ),
     },
     "item_writes_per_window": dict.fromkeys(
