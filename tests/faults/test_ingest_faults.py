@@ -1,7 +1,9 @@
 """Faults on the way in: duplicated and replayed records, throttled PutRecords entries, poison records.
 
-One local stack for the module; each test races its own raceIds, injects its fault for its own
-duration only, and checks the API's final standings against the oracle.
+Each applies to any consumer of the stream, so each runs against the Lambda aggregator and the KCL
+consumer (one local stack per consumer, shared by the module's tests); each test races its own
+raceIds, injects its fault for its own duration only, and checks the API's final standings against
+the oracle.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from localcloud.faults import FaultInjector, PutRecordsEntryFailures
 from alleycat.stack import LocalStack
 from producers import RetryPolicy
 from tests.faults.support import (
+    CONSUMERS,
     assert_standings_match,
     drain,
     messages_of,
@@ -33,9 +36,12 @@ from tests.faults.support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("faults-ingest")]
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, FaultInjector]]:
-    with running_stack(Path(tmp_path_factory.mktemp("faults-ingest")), seed=11) as running:
+@pytest.fixture(scope="module", params=CONSUMERS)
+def cloud(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalStack, FaultInjector]]:
+    home = Path(tmp_path_factory.mktemp(f"faults-ingest-{request.param}"))
+    with running_stack(home, seed=11, consumer=request.param) as running:
         yield running
 
 
@@ -120,7 +126,10 @@ def test_poison_records_are_quarantined_and_never_stall_the_shard(
     assert big["payloadSha256"] == hashlib.sha256(huge).hexdigest()
     assert "name" in big["reason"]
     # The shard did not stall: the mapping reads to the tip (waited for: a busy machine may still be
-    # polling the last empty read when the standings are already exact).
+    # polling the last empty read when the standings are already exact). The KCL's drain above
+    # already waited for its checkpoint at the shard's last record.
+    if stack.kcl is not None:
+        return
     wait_until(
         lambda: all(s.iterator_age_ms == 0 for s in stack.cloud.mapping_engine.stats()),
         timeout=30,
