@@ -57,7 +57,6 @@ from leaderboard.adapters.items import (
     parse_iso,
     pb_rank_key,
     pb_sk,
-    personal_best_total,
     race_from_item,
     race_pk,
     race_to_item,
@@ -463,24 +462,34 @@ class DynamoRaceStore:
         return sum(self._map(self._offer_best, improving))
 
     def _stored_bests(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
-        """The stored personal bests (ten-thousandths) of these (classId, racerId) pairs that exist."""
+        """A lower bound of each stored best (ten-thousandths) of these (classId, racerId) pairs.
 
-        def read(page: Sequence[tuple[int, int]]) -> list[Item]:
+        Only ``sk`` and ``best`` are read (each page holds one class), which halves what a page
+        carries. Without the item's ``scale`` a legacy best in hundredths reads as ten-thousandths,
+        i.e. 100 times too low: a lower bound, so it can only cause a write the condition decides.
+        """
+
+        def read(page: tuple[int, Sequence[int]]) -> list[tuple[tuple[int, int], int]]:
+            class_id, racer_ids = page
             request = {
-                "Keys": [{"pk": s(class_pk(c)), "sk": s(pb_sk(r))} for c, r in page],
-                "ProjectionExpression": "pk, sk, best, #scale",
-                "ExpressionAttributeNames": {"#scale": "scale"},
+                "Keys": [{"pk": s(class_pk(class_id)), "sk": s(pb_sk(r))} for r in racer_ids],
+                "ProjectionExpression": "sk, best",
             }
-            return list(self._batch_get_pages([request]))
+            return [
+                ((class_id, int(item["sk"]["S"].removeprefix(PB_PREFIX))), int(item["best"]["N"]))
+                for item in self._batch_get_pages([request])
+                if "best" in item
+            ]
 
-        pages = [keys[i : i + _BATCH_GET_KEYS] for i in range(0, len(keys), _BATCH_GET_KEYS)]
-        bests: dict[tuple[int, int], int] = {}
-        for items in self._map(read, pages):
-            for item in items:
-                class_id = int(item["pk"]["S"].removeprefix("CLASS#"))
-                racer_id = int(item["sk"]["S"].removeprefix(PB_PREFIX))
-                bests[(class_id, racer_id)] = personal_best_total(item)
-        return bests
+        by_class: dict[int, list[int]] = {}
+        for class_id, racer_id in keys:
+            by_class.setdefault(class_id, []).append(racer_id)
+        pages = [
+            (class_id, racers[i : i + _BATCH_GET_KEYS])
+            for class_id, racers in by_class.items()
+            for i in range(0, len(racers), _BATCH_GET_KEYS)
+        ]
+        return {key: best for found in self._map(read, pages) for key, best in found}
 
     def _offer_best(self, result: FinalResult) -> bool:
         """One keep-best conditional put; False when the stored best is at least as good."""

@@ -183,3 +183,26 @@ def test_a_replayed_offer_reads_and_writes_nothing_new(moto: MotoServer) -> None
     # Then nothing is written: the read showed every best already held
     assert moto.faults.calls_to("dynamodb", "PutItem") == writes_before
     assert moto.bests() == {r: (1_000_000 + r, 3) for r in range(1, 151)}
+
+
+def test_bests_written_in_hundredths_before_scales_existed_are_compared_in_their_unit(
+    moto: MotoServer,
+) -> None:
+    # Given two bests stored the old way: no scale, in hundredths
+    client = moto.client()
+    for racer in (1, 2):
+        client.put_item(
+            TableName=moto.table,
+            Item={
+                "pk": {"S": f"CLASS#{CLASS}"},
+                "sk": {"S": f"PB#{racer:012d}"},
+                "best": {"N": "15000"},  # hundredths: 150.00 in output units, 1,500,000 e4
+                "raceId": {"N": "1"},
+                "racerId": {"N": str(racer)},
+            },
+        )
+    # When racer 1 scores below it and racer 2 above (the read of a legacy best is 100 times low)
+    improved = moto.store().record_results([result(1, 1_400_000, 2), result(2, 1_600_000, 2)])
+    # Then only racer 2's best is replaced, now in ten-thousandths
+    assert improved == 1
+    assert moto.bests() == {1: (1_500_000, 1), 2: (1_600_000, 2)}
