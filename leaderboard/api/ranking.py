@@ -12,14 +12,18 @@ import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from leaderboard.domain.race import RaceSummary
 from leaderboard.domain.ranking import Standing, order_key, rank_scores
 from leaderboard.domain.scoring import RacerScore
 
 SortKey = tuple[int, int]
+T = TypeVar("T")
+# Views (e.g. a page as the API shows it) kept per ranking; a page of 100 rows is a few tens of KB.
+MAX_VIEWS = 64
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class RaceRanking:
     standings: list[Standing]
     keys: list[SortKey]  # order_key of each standing, ascending: what pages bisect into
     positions: dict[int, int]  # racer id -> index in standings
+    # Answers derived from this ranking alone (see :meth:`view`); they go when the ranking goes.
+    _views: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, race: RaceSummary, scores: Iterable[RacerScore]) -> RaceRanking:
@@ -51,6 +57,23 @@ class RaceRanking:
         start = 0 if after is None else bisect_right(self.keys, after)
         end = start + limit
         return self.standings[start:end], end < len(self.standings)
+
+    def view(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, kept under ``key`` for as long as this ranking is the race's.
+
+        A ranking never changes, so what is computed from it alone (a page converted to the API's
+        models) can be reused by every request that asks for the same thing: a new version of the
+        race brings a new ranking, and with it new views. Bounded; the oldest views go first.
+        """
+        try:
+            found: T = self._views[key]
+        except KeyError:
+            found = build()
+            if len(self._views) >= MAX_VIEWS:
+                # Concurrent callers may race here; losing a view only costs a rebuild.
+                self._views.pop(next(iter(self._views)), None)
+            self._views[key] = found
+        return found
 
     def around(self, racer_id: int, neighbours: int) -> tuple[Standing, list[Standing]] | None:
         """The racer's standing and up to ``neighbours`` standings each side (racer included)."""

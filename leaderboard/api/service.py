@@ -16,7 +16,7 @@ from leaderboard.api.models import (
     RaceStanding,
     iso,
 )
-from leaderboard.api.ranking import RaceRanking, RankingCache
+from leaderboard.api.ranking import RaceRanking, RankingCache, SortKey
 from leaderboard.domain.messages import e4_to_output
 from leaderboard.domain.race import FinalResult, RaceSummary
 from leaderboard.domain.ranking import Standing, order_key
@@ -120,16 +120,27 @@ class LeaderboardService:
             after = order_key(total, racer_id)
         ranking = self._ranking(race_id)
         race = ranking.race
-        rows, more = ranking.page(after, limit)
-        next_cursor = self._cursors.encode(scope, (rows[-1].total, rows[-1].racer_id)) if more else None
-        return RaceLeaderboard(
+        # Popular pages (the top 100) are asked for again and again between two versions of a race:
+        # the page as the API shows it is built once per ranking. The cursor is signed per request,
+        # as the signing key can rotate while a ranking lives.
+        page, last = ranking.view(("page", after, limit), lambda: self._page(ranking, after, limit))
+        next_cursor = self._cursors.encode(scope, last) if last is not None else None
+        return RaceLeaderboard.model_construct(
             race_id=race.race_id,
             class_id=race.class_id,
             status=race.status,
             updated_at=iso(race.updated_at),
-            standings=[race_standing(st) for st in rows],
+            standings=page,
             next_cursor=next_cursor,
         )
+
+    @staticmethod
+    def _page(
+        ranking: RaceRanking, after: SortKey | None, limit: int
+    ) -> tuple[list[RaceStanding], tuple[int, int] | None]:
+        """A page as the API shows it, and the (total, racerId) a next page starts after (None: last)."""
+        rows, more = ranking.page(after, limit)
+        return [race_standing(st) for st in rows], (rows[-1].total, rows[-1].racer_id) if more else None
 
     def racer_neighbourhood(self, race_id: int, racer_id: int, around: int) -> RacerNeighbourhood:
         """The racer's standing with ``around`` racers each side."""

@@ -69,6 +69,19 @@ def seeded(endpoint: str) -> dict[int, int]:
 
 
 @pytest.fixture
+def store(endpoint: str, seeded: dict[int, int]) -> DynamoRaceStore:
+    """The aggregator's store on the server's table (for tests that change a race under the API)."""
+    client = boto3.client(
+        "dynamodb",
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return DynamoRaceStore(client, TABLE)
+
+
+@pytest.fixture
 def get(endpoint: str, seeded: dict[int, int], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for key, value in {
         "TABLE_NAME": TABLE,
@@ -77,6 +90,8 @@ def get(endpoint: str, seeded: dict[int, int], monkeypatch: pytest.MonkeyPatch) 
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        # Every request reads the race's version: what a new version changes shows at once.
+        "RANKING_REVALIDATE_MS": "0",
     }.items():
         monkeypatch.setenv(key, value)
     reset()
@@ -117,3 +132,59 @@ def test_racer_neighbourhood_and_lists(get: Any, seeded: dict[int, int]) -> None
     status, board = get("/classes/3/leaderboard", limit=10)
     assert status == 200
     assert [s["rank"] for s in board["standings"]] == [1] * 7 + [8, 8, 8]
+
+
+def _pages(get: Any, race_id: int, limit: int) -> list[list[tuple[int, int, float]]]:
+    """Every page of the race's leaderboard as (rank, racerId, totalOutput) rows."""
+    pages: list[list[tuple[int, int, float]]] = []
+    cursor = None
+    for _ in range(100):  # a cursor that never ends the paging fails rather than loops
+        status, body = get(
+            f"/races/{race_id}/leaderboard", limit=limit, **({"cursor": cursor} if cursor else {})
+        )
+        assert status == 200, body
+        pages.append([(r["rank"], r["racerId"], r["totalOutput"]) for r in body["standings"]])
+        cursor = body["nextCursor"]
+        if cursor is None:
+            return pages
+    raise AssertionError("the leaderboard never reached its last page")
+
+
+def test_a_finished_race_served_again_from_the_warm_cache_keeps_exact_standings(
+    get: Any, store: DynamoRaceStore
+) -> None:
+    # Given a finished race of 250 racers with ties
+    race_id = RACE + 1
+    totals = {r: (40 + r % 9 + 35) * 100 * 100 for r in range(250)}
+    write_messages(store, [message(race_id, r, 1, cadence=40 + r % 9) for r in range(250)])
+    summary = store.get_race(race_id)
+    assert summary is not None and store.close_race(race_id, summary.version)
+    expected = [
+        (s.rank, s.racer_id, e4_to_output(s.total))
+        for s in rank_scores(RacerScore(racer_id=r, name=f"Racer {r}", total=t) for r, t in totals.items())
+    ]
+    # When every page is read three times (the later reads are built once and kept per ranking)
+    reads = [_pages(get, race_id, limit=100) for _ in range(3)]
+    # Then each read has the exact standings, page by page
+    for pages in reads:
+        assert [row for page in pages for row in page] == expected
+        assert [len(page) for page in pages] == [100, 100, 50]
+    status, body = get(f"/races/{race_id}/leaderboard", limit=100)
+    assert status == 200 and body["status"] == "final"
+
+
+def test_a_new_version_of_a_live_race_replaces_its_cached_pages(get: Any, store: DynamoRaceStore) -> None:
+    # Given a live race whose top page the API has served (and kept)
+    race_id = RACE + 2
+    write_messages(store, [message(race_id, r, 1, cadence=40 + r) for r in range(20)])
+    status, before = get(f"/races/{race_id}/leaderboard", limit=5)
+    assert status == 200
+    assert [r["racerId"] for r in before["standings"]] == [19, 18, 17, 16, 15]
+    # When a new window lifts the last racer to the top (a new version of the race)
+    write_messages(store, [message(race_id, 0, 2, cadence=200, resistance=200)])
+    # Then the next request shows the new standings, not the kept page
+    status, after = get(f"/races/{race_id}/leaderboard", limit=5)
+    assert status == 200
+    assert [r["racerId"] for r in after["standings"]] == [0, 19, 18, 17, 16]
+    assert after["standings"][0]["second"] == 2
+    assert after["updatedAt"] >= before["updatedAt"]
