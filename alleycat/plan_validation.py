@@ -51,6 +51,7 @@ STACK_SHARDS = 2
 # Scheduled race closing would write every racer's result of an earlier size while a later one is
 # measured; a grace longer than the whole run keeps it out (the maximum the template allows).
 RACE_GRACE_S = 900
+LINGER_S = 0.1  # the producer's linger: how long a part-filled batch waits for more messages
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ class Tolerance:
 
 
 # Where the model and the measurement differ, figure by figure: bounds on planned / measured, for
-# plain (False) and aggregated (True) records. Races span 5 windows (1,000 racers) or 3 (10,000):
-# one window more than planned is a ratio of 5/6 = 0.83 or 3/4 = 0.75.
+# plain (False) and aggregated (True) records. Per-window figures count the windows the run's records
+# were handed over in (see compare): the plan is held to what happens in a window, not to how
+# punctually a busy machine sends.
 TOLERANCES: dict[str, dict[bool, Tolerance]] = {
     "records_per_s": {
         False: Tolerance(
@@ -132,13 +134,13 @@ TOLERANCES: dict[str, dict[bool, Tolerance]] = {
     "item_writes_per_window": dict.fromkeys(
         (False, True),
         Tolerance(
-            0.75,
-            1.2,
-            "the plan writes every bucket and the summary once per race per window, plus one "
-            "shard-progress item a second per shard carrying a race; a race's records may reach one "
-            "window more than planned (the shard throttles a plain race at its limit and the retries "
-            "land later; a slow send spills past a window's end), and the aggregator writes progress "
-            "only on invocations that carry records, so up to once a second, not exactly",
+            0.85,
+            1.3,
+            "every bucket and the summary once per race per window, as planned, plus the shards' "
+            "progress items, which the plan counts at once a second per shard carrying a race and the "
+            "aggregator writes only on invocations that carry records (about half as often here, so "
+            "the plan overstates: 1.08 at one shard, up to 1.12 at two, measured); a window a late "
+            "second straddles holds only part of the racers and writes fewer buckets",
         ),
     ),
     "write_units_per_item": dict.fromkeys(
@@ -153,10 +155,11 @@ TOLERANCES: dict[str, dict[bool, Tolerance]] = {
     "race_windows_per_window": dict.fromkeys(
         (False, True),
         Tolerance(
-            0.75,
-            1.05,
-            "one merge (one summary change) per race per window, as planned; a race's records may "
-            "reach one window more (see item writes)",
+            0.9,
+            1.25,
+            "one merge (one summary change) per race per window, as planned; when a late second "
+            "straddles a window's end, the race handed over first may have no record in the later "
+            "window (one merge fewer: 9 of 10 or 5 of 6)",
         ),
     ),
     "publishes_per_window": dict.fromkeys(
@@ -167,8 +170,9 @@ TOLERANCES: dict[str, dict[bool, Tolerance]] = {
             "the plan's one standings message per race per window is a ceiling, and the IoT cost is "
             "priced on it: the publisher publishes once for all changes of a race that reach it in "
             "one DynamoDB Streams batch, which happens whenever it runs behind the window (on this "
-            "shared machine 2 publishes for 6 windows were seen); so the measured count may fall to "
-            "one per race (a ratio of 5 for 5 windows) and exceed the plan only by a straggler window",
+            "shared machine 2 publishes for 5 windows were seen); so the measured count may fall to "
+            "one per race (a ratio of 5 for 5 windows); it exceeded the plan once, 7 publishes for "
+            "6 merges, a cause not pinned down (a publisher batch delivered twice would do it)",
         ),
     ),
 }
@@ -187,6 +191,7 @@ class Measured:
     throttled: float  # AWS/Kinesis WriteProvisionedThroughputExceeded, Sum
     failed: int  # records the producer gave up on
     lateness_s: float  # worst delay of a second's hand-over to the producer
+    windows: int  # windows the race's records were handed over in (each race: the same ones)
     elapsed_s: float  # generating, sending, draining and reading the metrics
     phases_s: dict[str, float] = field(default_factory=dict)  # where elapsed_s went
 
@@ -305,8 +310,16 @@ def _window_start(window_s: int) -> float:
     return start + window_s if start - now < 0.3 else start
 
 
-def _send_paced(producer: KinesisProducer, seconds: list[list[dict[str, Any]]], start: float) -> float:
-    """Hand each second's messages over at 1 Hz from ``start``; the worst lateness.
+def _windows(begin: float, end: float, window_s: int) -> set[int]:
+    """Ids (epoch time // window) of the windows ``[begin, end]`` overlaps."""
+    return set(range(int(begin // window_s), int(end // window_s) + 1))
+
+
+def _send_paced(
+    producer: KinesisProducer, seconds: list[list[dict[str, Any]]], start: float, window_s: int
+) -> tuple[float, set[int]]:
+    """Hand each second's messages over at 1 Hz from ``start``; the worst lateness, and the
+    windows the hand-overs fell in.
 
     The messages were generated for a race starting at epoch 0; each keeps the simulator's
     ``deviceTimestamp`` (its second plus its device's clock offset), moved to ``start``, as devices
@@ -315,14 +328,18 @@ def _send_paced(producer: KinesisProducer, seconds: list[list[dict[str, Any]]], 
     """
     start_ms = int(start * 1000)
     worst = 0.0
+    windows: set[int] = set()
     for index, messages in enumerate(seconds):
         due = start + index
         time.sleep(max(0.0, due - time.time()))
+        begin = time.time()
         for message in messages:
             message["deviceTimestamp"] += start_ms
             producer.put(orjson.dumps(message), message["raceId"])
+        # The producer's linger ships the last batch up to LINGER_S later.
+        windows |= _windows(begin, time.time() + LINGER_S, window_s)
         worst = max(worst, time.time() - due)
-    return worst
+    return worst, windows
 
 
 def _metric(
@@ -380,13 +397,16 @@ def measure(
         client=cloud.client("kinesis"),
         aggregate=size.aggregate,
         compress=size.aggregate,
-        linger_seconds=0.1,
+        linger_seconds=LINGER_S,
         retry_policy=RetryPolicy(record_ttl=30.0),
     )
     try:
-        lateness = _send_paced(producer, seconds, start)
+        lateness, windows = _send_paced(producer, seconds, start, window_s)
+        handed_over = time.time()
     finally:
         outcome = producer.close()
+    # Records still in flight at the end (a plain race's throttled retries) land until close returns.
+    windows |= _windows(handed_over, time.time(), window_s)
     phases["send"] = time.monotonic() - began - sum(phases.values())
     if not cloud.wait_for_mappings(timeout=drain_timeout_s, include_windows=True):
         raise TimeoutError(f"{size.label}: the pipeline did not drain in {drain_timeout_s:.0f} s")
@@ -411,6 +431,7 @@ def measure(
         throttled=metric("AWS/Kinesis", "WriteProvisionedThroughputExceeded", kinesis_dims),
         failed=len(outcome.failed),
         lateness_s=lateness,
+        windows=len(windows),
         elapsed_s=time.monotonic() - began,
     )
     measured.phases_s = phases | {"read": measured.elapsed_s - sum(phases.values())}
@@ -418,11 +439,19 @@ def measure(
 
 
 def compare(size: ValidationSize, plan: Plan, measured: Measured, window_s: int = WINDOW_S) -> list[Figure]:
-    """Each planned figure against the measured one, with its tolerance."""
+    """Each planned figure against the measured one, with its tolerance.
+
+    Per-window figures are per window the run's records were handed over in: the plan's
+    ``ceil(race_s / window_s)`` when every second is on time, one more when a second straddles a
+    window's end, one fewer when a second is so late that a window gets none. The plan's claim is
+    what happens in each window, not how punctual this machine is.
+    """
     race_s = size.race_s
-    windows = math.ceil(race_s / window_s)  # per race, as planned
-    planned_writes = windows * size.races * plan.item_writes_per_window + race_s * plan.progress_writes_per_s
-    planned_units = windows * size.races * plan.wcu_per_window + race_s * plan.progress_writes_per_s
+    windows = max(1, measured.windows)
+    # All races' window writes, plus each carrying shard's progress item for the window's seconds.
+    progress = window_s * plan.progress_writes_per_s
+    planned_writes = size.races * plan.item_writes_per_window + progress
+    planned_units = size.races * plan.wcu_per_window + progress
 
     def tol(name: str) -> Tolerance:
         return TOLERANCES[name][size.aggregate]
@@ -430,10 +459,9 @@ def compare(size: ValidationSize, plan: Plan, measured: Measured, window_s: int 
     return [
         Figure("records_per_s", plan.records_per_s, measured.records / race_s, tol("records_per_s")),
         Figure("bytes_per_s", plan.bytes_per_s, measured.bytes / race_s, tol("bytes_per_s")),
-        # Per planned window, so the figure compares with the plan's per-window writes of all races.
         Figure(
             "item_writes_per_window",
-            planned_writes / windows,
+            planned_writes,
             measured.item_writes / windows,
             tol("item_writes_per_window"),
         ),
@@ -479,7 +507,7 @@ def validate(
         log(
             f"{size.label}: {measured.elapsed_s:.1f} s ("
             + ", ".join(f"{k} {v:.1f}" for k, v in measured.phases_s.items())
-            + f"), lateness {measured.lateness_s:.2f} s, "
+            + f"), lateness {measured.lateness_s:.2f} s, {measured.windows} windows, "
             f"{measured.race_windows:.0f} race-windows merged, {measured.throttled:.0f} records throttled; "
             + "; ".join(f.describe() for f in result.figures)
         )

@@ -262,16 +262,18 @@ def test_validation_flags_a_figure_outside_its_tolerance() -> None:
     size = ValidationSize(1000, 1, aggregate=False)
     plan = plan_for_size(size)
     windows = math.ceil(size.race_s / WINDOW_S)
+    progress = WINDOW_S * plan.progress_writes_per_s  # per window
     exact = Measured(
         records=plan.records_per_s * size.race_s,
         bytes=plan.bytes_per_s * size.race_s,
-        item_writes=windows * plan.item_writes_per_window + size.race_s * plan.progress_writes_per_s,
-        write_units=windows * plan.wcu_per_window + size.race_s * plan.progress_writes_per_s,
+        item_writes=windows * (plan.item_writes_per_window + progress),
+        write_units=windows * (plan.wcu_per_window + progress),
         publishes=windows,
         race_windows=windows,
         throttled=0,
         failed=0,
         lateness_s=0,
+        windows=windows,
         elapsed_s=0,
     )
     assert all(f.ok and f.ratio == pytest.approx(1) for f in compare(size, plan, exact))
@@ -282,6 +284,9 @@ def test_validation_flags_a_figure_outside_its_tolerance() -> None:
         "item_writes_per_window",
         "write_units_per_item",
     }
+    # A late second: one window more, every figure per window of the run.
+    late = replace(exact, windows=windows + 1, race_windows=windows + 1, item_writes=exact.item_writes * 1.2)
+    assert all(f.ok for f in compare(size, plan, late))
     assert ratios([SizeResult(size, plan, exact, compare(size, plan, exact))])[
         "plan_writes_ratio_1k_1shard"
     ] == pytest.approx(1)
