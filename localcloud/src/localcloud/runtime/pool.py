@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from typing import Any
@@ -10,6 +11,15 @@ from localcloud.invocation import InvocationResult, TooManyRequestsError
 from localcloud.runtime.logs import FunctionLog
 from localcloud.runtime.process import WorkerProcess, WorkerSettings
 from localcloud.runtime.spec import FunctionSpec
+
+# Request ids need to be unique, not secret: a generator seeded once costs no system call per id
+# (uuid4 reads os.urandom each time, which under load also means waiting for the interpreter lock).
+_IDS = random.Random()
+
+
+def _request_id() -> str:
+    """A random version-4 UUID, as AWS's request ids are."""
+    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4))
 
 
 class PoolClosedError(RuntimeError):
@@ -55,7 +65,7 @@ class FunctionPool:
 
     def invoke(self, event: Any) -> InvocationResult:
         """Run one invocation on a warm or new worker."""
-        request_id = str(uuid.uuid4())
+        request_id = _request_id()
         worker = self._acquire()
         try:
             if worker is None:
