@@ -336,3 +336,21 @@ def test_final_invocation_that_never_succeeds_goes_to_the_destination_after_retr
     aws.put(stream, {"n": 3})
     assert engine.wait_until_idle(10)
     assert 3 in [data_of(r)["n"] for c in invoker.calls_for(name) for r in c.records]
+
+
+def test_batching_window_does_not_hold_back_a_window_whose_end_was_read(
+    aws: Aws, invoker: RecordingInvoker, make_engine: EngineFactory
+) -> None:
+    # Given records in two consecutive 1 s windows, read by a mapping that would gather a batch for
+    # up to 30 s
+    name, *_ = aws.function()
+    invoker.register(name, counting_handler)
+    _, stream_arn = _stream_with_windows(aws, 1, [[0, 1, 2], [3]])
+    aws.mapping(name, stream_arn, TumblingWindowInSeconds=1, BatchSize=100, MaximumBatchingWindowInSeconds=30)
+    # When the engine reads them
+    make_engine()
+    # Then the first window's batch is cut at its end and the window closes, long before the
+    # batching window could have run out (a batch never spans two windows: it cannot grow)
+    assert wait_for(lambda: len(_finals(invoker.calls_for(name))) >= 1, timeout=15)
+    first = _finals(invoker.calls_for(name))[0]
+    assert first.event["state"]["ns"] == [0, 1, 2]
