@@ -92,32 +92,35 @@ class StandingsPublisher:
         self._now_ms = now_ms
 
     def handle(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], PublishSummary]:
-        """Process a DynamoDB Streams batch; failed races are reported as batch item failures."""
+        """Process a DynamoDB Streams batch; failed races are reported as batch item failures.
+
+        Each race is published once per batch, from its newest summary image in the batch: the
+        image is the summary as written (no read of it again), and the standings are read once,
+        after that write. A status change is announced for every record that carries one.
+        """
         summary = PublishSummary(freshness_ms=[])
+        records = list(event.get("Records") or [])
+        newest = _newest_versions(records)
         published_versions: dict[int, int] = {}
 
         def on_record(record: DynamoDBRecord) -> None:
-            if record.event_name == DynamoDBRecordEventName.REMOVE or record.dynamodb is None:
+            changed = _summary_change(record)
+            if changed is None:
                 return
-            keys = record.dynamodb.keys or {}
-            if keys.get("sk") != META_SK:
-                return  # bucket items change with every window; the summary change is the signal
-            new_image = record.raw_event["dynamodb"].get("NewImage")
-            if not new_image:
-                return
-            changed = race_from_item(new_image)
-            # Several changes of one race in a batch: the first publish already read the latest data.
-            if published_versions.get(changed.race_id, -1) >= changed.version:
-                return
-            race = self._store.get_race(changed.race_id) or changed
-            standings = rank_scores(self._store.load_scores(race.race_id))
-            self._publish(
-                standings_topic(self._prefix, race.race_id), standings_message(race, standings, self._top_n)
-            )
-            published_versions[race.race_id] = race.version
-            summary.standings_published += 1
-            if race.last_device_ts and summary.freshness_ms is not None:
-                summary.freshness_ms.append(max(0, self._now_ms() - race.last_device_ts))
+            race = changed
+            # An older change of a race whose newer change is in this batch (or was published from
+            # it already): the newer one publishes, with standings read after it was written.
+            latest = max(newest.get(race.race_id, -1), published_versions.get(race.race_id, -1))
+            if race.version >= latest and published_versions.get(race.race_id, -1) < race.version:
+                standings = rank_scores(self._store.load_scores(race.race_id))
+                self._publish(
+                    standings_topic(self._prefix, race.race_id),
+                    standings_message(race, standings, self._top_n),
+                )
+                published_versions[race.race_id] = race.version
+                summary.standings_published += 1
+                if race.last_device_ts and summary.freshness_ms is not None:
+                    summary.freshness_ms.append(max(0, self._now_ms() - race.last_device_ts))
             old_image = record.raw_event["dynamodb"].get("OldImage")
             old_status = race_from_item(old_image).status if old_image else None
             if old_status != changed.status:
@@ -127,6 +130,31 @@ class StandingsPublisher:
         # Reporting every record as failed equals raising (the whole batch is retried), but keeps
         # one response shape for the mapping.
         processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-        with processor(records=list(event.get("Records") or []), handler=on_record):
+        with processor(records=records, handler=on_record):
             processor.process()
         return dict(processor.response()), summary
+
+
+def _summary_change(record: DynamoDBRecord) -> RaceSummary | None:
+    """The race summary a stream record writes, or None for bucket items, removals and the like."""
+    if record.event_name == DynamoDBRecordEventName.REMOVE or record.dynamodb is None:
+        return None
+    keys = record.dynamodb.keys or {}
+    if keys.get("sk") != META_SK:
+        return None  # bucket items change with every window; the summary change is the signal
+    new_image = record.raw_event["dynamodb"].get("NewImage")
+    return race_from_item(new_image) if new_image else None
+
+
+def _newest_versions(records: list[dict[str, Any]]) -> dict[int, int]:
+    """Each race's newest summary version among the batch's records (unreadable ones skipped:
+    the record handler reports them)."""
+    newest: dict[int, int] = {}
+    for raw in records:
+        try:
+            changed = _summary_change(DynamoDBRecord(raw))
+        except Exception:  # reported as that record's failure when the handler meets it
+            continue
+        if changed is not None:
+            newest[changed.race_id] = max(newest.get(changed.race_id, -1), changed.version)
+    return newest

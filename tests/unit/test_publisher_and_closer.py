@@ -125,6 +125,39 @@ def test_several_changes_of_one_race_publish_once(stack: Stack) -> None:
     assert len(standings) == 1 and standings[0]["second"] == 2
 
 
+def test_publish_reads_only_the_standings_and_takes_the_summary_from_the_stream_image(stack: Stack) -> None:
+    # Given a summary change on the table's stream
+    stack.race_window(message(1, 1, 60), message(2, 1, 80))
+    record = stack.meta_record("INSERT", 1)
+    calls: list[str] = []
+    stack.ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    # When the publisher handles it
+    response, summary = stack.publisher.handle({"Records": [record]})
+    # Then the summary is the image's (not read again): one read, of the standings, per publish
+    assert response == {"batchItemFailures": []} and summary.standings_published == 1
+    assert calls == ["Query"]
+    body = next(b for t, b in stack.published if t.endswith("/standings"))
+    assert (body["second"], body["racers"]) == (1, 2)
+
+
+def test_an_older_change_in_the_batch_still_announces_its_status_change(stack: Stack) -> None:
+    # Given one batch with a race's change to final, then a later change of the final race
+    stack.race_window(message(1, 1, 60))
+    live = race_to_item(stack.store.get_race(RACE))  # type: ignore[arg-type]
+    stack.race_window(message(1, 2, 60, event="final"))
+    to_final = stack.meta_record("MODIFY", 1, old=live)
+    final = to_final["dynamodb"]["NewImage"]
+    stack.race_window(message(1, 3, 60))
+    later = stack.meta_record("MODIFY", 2, old=final)
+    # When the publisher handles the batch
+    stack.publisher.handle({"Records": [to_final, later]})
+    # Then the standings go out once, from the newest change, and the status change is announced
+    standings = [b for t, b in stack.published if t.endswith("/standings")]
+    announced = [b for t, b in stack.published if t.endswith("/races")]
+    assert [b["second"] for b in standings] == [3]
+    assert [b["status"] for b in announced] == ["final"]
+
+
 def test_failed_publish_is_reported_as_batch_item_failure(stack: Stack) -> None:
     stack.race_window(message(1, 1, 60))
 
