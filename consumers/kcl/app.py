@@ -26,11 +26,14 @@ def main() -> int:
     from consumers.kcl.processor import ProcessorConfig, ShardProcessor  # noqa: PLC0415
     from consumers.kcl.settings import kcl_settings  # noqa: PLC0415
     from consumers.quarantine import SqsQuarantine  # noqa: PLC0415
-    from leaderboard.adapters.dynamodb import DynamoRaceStore  # noqa: PLC0415
+    from leaderboard.adapters.dynamodb import CLIENT_CONFIG, DynamoRaceStore  # noqa: PLC0415
 
     settings = kcl_settings()
     endpoint = settings.endpoint_url or None
-    store = DynamoRaceStore(boto3.client("dynamodb", endpoint_url=endpoint), settings.table_name)
+    # The store's retry policy is the only one (botocore's attempts would multiply it), as in Lambda.
+    store = DynamoRaceStore(
+        boto3.client("dynamodb", endpoint_url=endpoint, config=CLIENT_CONFIG), settings.table_name
+    )
     quarantine = SqsQuarantine(boto3.client("sqs", endpoint_url=endpoint), settings.failure_queue_url)
     processor = ShardProcessor(
         store,
