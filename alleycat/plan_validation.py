@@ -27,7 +27,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,12 @@ STACK_SHARDS = 2
 # measured; a grace longer than the whole run keeps it out (the maximum the template allows).
 RACE_GRACE_S = 900
 LINGER_S = 0.1  # the producer's linger: how long a part-filled batch waits for more messages
+# A run that handed a second over more than a window late (the producer blocks while the local
+# stack cannot take the load) has windows holding fragments of seconds, and per-window figures no
+# longer describe devices sending at 1 Hz: such a run is repeated once, and if it is late again its
+# per-window figures are reported but not held (records, bytes and units per item still are).
+MAX_LATENESS_S = float(WINDOW_S)
+PER_WINDOW = frozenset({"item_writes_per_window", "race_windows_per_window", "publishes_per_window"})
 
 
 @dataclass(frozen=True)
@@ -204,6 +210,7 @@ class Figure:
     planned: float
     measured: float
     tolerance: Tolerance
+    held: bool = True  # False: reported only (a per-window figure of a run that fell behind)
 
     @property
     def ratio(self) -> float:
@@ -211,15 +218,22 @@ class Figure:
         return self.planned / self.measured if self.measured else math.inf
 
     @property
-    def ok(self) -> bool:
+    def within(self) -> bool:
         """Within the tolerance."""
         return self.tolerance.low <= self.ratio <= self.tolerance.high
+
+    @property
+    def ok(self) -> bool:
+        """Within the tolerance, or not held."""
+        return self.within or not self.held
 
     def describe(self) -> str:
         """One line: the figure, both values, the ratio and the tolerance."""
         return (
             f"{self.name}: measured {self.measured:,.1f}, planned {self.planned:,.1f} "
-            f"(ratio {self.ratio:.3f}, tolerance {self.tolerance.low:g}-{self.tolerance.high:g})"
+            f"(ratio {self.ratio:.3f}, tolerance {self.tolerance.low:g}-{self.tolerance.high:g}"
+            + ("" if self.held else ", not held: the run fell behind")
+            + ")"
         )
 
 
@@ -456,7 +470,8 @@ def compare(size: ValidationSize, plan: Plan, measured: Measured, window_s: int 
     def tol(name: str) -> Tolerance:
         return TOLERANCES[name][size.aggregate]
 
-    return [
+    paced = measured.lateness_s <= MAX_LATENESS_S
+    figures = [
         Figure("records_per_s", plan.records_per_s, measured.records / race_s, tol("records_per_s")),
         Figure("bytes_per_s", plan.bytes_per_s, measured.bytes / race_s, tol("bytes_per_s")),
         Figure(
@@ -484,6 +499,17 @@ def compare(size: ValidationSize, plan: Plan, measured: Measured, window_s: int 
             tol("publishes_per_window"),
         ),
     ]
+    return [replace(f, held=paced or f.name not in PER_WINDOW) for f in figures]
+
+
+def measure_paced(stack: LocalStack, size: ValidationSize, *, attempts: int = 2) -> Measured:
+    """:func:`measure` with fresh races, repeated (up to ``attempts``) while it falls behind."""
+    measured = measure(stack, size, race_id_base=fresh_race_id_base())
+    for _ in range(attempts - 1):
+        if measured.lateness_s <= MAX_LATENESS_S:
+            break
+        measured = measure(stack, size, race_id_base=fresh_race_id_base())
+    return measured
 
 
 def fresh_race_id_base() -> int:
@@ -499,9 +525,9 @@ def validate(
 ) -> list[SizeResult]:
     """Measure every size on ``stack`` (started, idle) and compare each with its plan."""
     results: list[SizeResult] = []
-    for index, size in enumerate(sizes):
+    for size in sizes:
         plan = plan_for(size)
-        measured = measure(stack, size, race_id_base=fresh_race_id_base() + index * 1000)
+        measured = measure_paced(stack, size)
         result = SizeResult(size, plan, measured, compare(size, plan, measured))
         results.append(result)
         log(
@@ -541,6 +567,7 @@ __all__ = [
     "ValidationSize",
     "compare",
     "measure",
+    "measure_paced",
     "plan_for",
     "ratios",
     "validate",

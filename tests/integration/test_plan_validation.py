@@ -10,11 +10,14 @@ that run.
 The tolerances, each with the reason the model and the measurement differ, live beside the
 measurement in :data:`alleycat.plan_validation.TOLERANCES` (``bench/bench_plan.py`` prints the same
 ratios). One stack (``ShardCount=2``) serves every size; the sizes run one after another, each
-reading the metrics of its own seconds only; every size runs even when an earlier one fails.
+reading the metrics of its own seconds only; every size runs even when an earlier one fails. A run
+that falls more than a window behind 1 Hz (a machine too busy to send 10,000 messages a second) is
+repeated once; late twice, its per-window figures are reported with a warning, not held.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +26,7 @@ import pytest
 from alleycat.plan_validation import (
     SIZES,
     compare,
-    fresh_race_id_base,
-    measure,
+    measure_paced,
     plan_for,
     validation_stack,
 )
@@ -52,7 +54,7 @@ def test_planner_predictions_match_the_metrics_of_a_local_run(stack: LocalStack)
         # Given the planner's answer for this size
         plan = plan_for(size)
         # When the same size races through the local stack
-        measured = measure(stack, size, race_id_base=fresh_race_id_base())
+        measured = measure_paced(stack, size)
         # Then nothing was lost, and every figure is within its stated tolerance
         figures = compare(size, plan, measured)
         print(  # the figures, with -s
@@ -62,4 +64,11 @@ def test_planner_predictions_match_the_metrics_of_a_local_run(stack: LocalStack)
         if measured.failed:
             failures.append(f"{size.label}: {measured.failed} records failed")
         failures += [f"{size.label}: {f.describe()}: {f.tolerance.why}" for f in figures if not f.ok]
+        if any(not f.held for f in figures):
+            # Twice more than a window behind: the machine, not the model (see MAX_LATENESS_S).
+            warnings.warn(
+                f"{size.label}: handed over {measured.lateness_s:.1f} s late in two runs; its per-window "
+                "figures were reported, not held",
+                stacklevel=1,
+            )
     assert not failures, "\n".join(failures)

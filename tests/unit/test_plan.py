@@ -287,6 +287,15 @@ def test_validation_flags_a_figure_outside_its_tolerance() -> None:
     # A late second: one window more, every figure per window of the run.
     late = replace(exact, windows=windows + 1, race_windows=windows + 1, item_writes=exact.item_writes * 1.2)
     assert all(f.ok for f in compare(size, plan, late))
+    # More than a window behind: per-window figures are reported, not held; the others still are.
+    behind = replace(off, lateness_s=WINDOW_S + 1.0)
+    assert {f.name for f in compare(size, plan, behind) if not f.held} == {
+        "item_writes_per_window",
+        "race_windows_per_window",
+        "publishes_per_window",
+    }
+    failing = {f.name for f in compare(size, plan, behind) if not f.ok}
+    assert failing == {"bytes_per_s", "write_units_per_item"}
     assert ratios([SizeResult(size, plan, exact, compare(size, plan, exact))])[
         "plan_writes_ratio_1k_1shard"
     ] == pytest.approx(1)
