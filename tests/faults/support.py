@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from localcloud.faults import FaultInjector
 
 from alleycat.stack import LocalStack
@@ -47,12 +46,6 @@ KCL_TEST_PROPERTIES = {
     # The KCL's CloudWatch metrics in 2 s batches, so a short test sees them.
     "metricsBufferTimeMillis": "2000",
 }
-
-
-def on_consumers(*consumers: str) -> pytest.MarkDecorator:
-    """Run the test once per consumer, with the module's ``cloud`` fixture (module-scoped, so one
-    stack per consumer serves every test of the module that asks for it)."""
-    return pytest.mark.parametrize("cloud", consumers, indirect=True)
 
 
 @contextlib.contextmanager

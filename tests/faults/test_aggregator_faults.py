@@ -1,13 +1,10 @@
 """Faults behind the aggregator: it crashes mid-window (an exception, and kill -9), and DynamoDB
-throttles its writes and reads and returns unprocessed keys.
+throttles it for longer than an invocation. (DynamoDB throttling that the retries absorb applies to
+any consumer, so it lives with the other consumer-agnostic faults in test_ingest_faults.py.)
 
 Lambda's contract is at-least-once: a failed window invocation is retried with the window's state,
 so the merge may run again over buckets it already wrote. The bitmaps of counted seconds and the
 version-conditioned puts must make that retry land exactly what is missing.
-
-DynamoDB throttling applies to any consumer of the stream, so that test also runs against the KCL
-consumer (whose processor merges through the same store); the crash tests are about Lambda's
-retries of a window and run against the aggregator only.
 """
 
 from __future__ import annotations
@@ -16,19 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from localcloud.faults import ErrorResponse, FaultInjector, Latency, UnprocessedKeys, kill_processes
+from localcloud.faults import ErrorResponse, FaultInjector, Latency, kill_processes
 
 from alleycat.stack import LocalStack
 from tests.faults.support import (
     AGGREGATOR,
-    CONSUMERS,
     assert_standings_match,
     drain,
     function_name,
     mapping_errors,
     messages_of,
-    on_consumers,
-    outputs,
     plan,
     running_stack,
     send,
@@ -39,17 +33,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group
 
 
 @pytest.fixture(scope="module")
-def cloud(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LocalStack, FaultInjector]]:
-    consumer = request.param
-    with running_stack(
-        Path(tmp_path_factory.mktemp(f"faults-aggregator-{consumer}")), seed=13, consumer=consumer
-    ) as running:
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStack, FaultInjector]]:
+    with running_stack(Path(tmp_path_factory.mktemp("faults-aggregator")), seed=13) as running:
         yield running
 
 
-@on_consumers("lambda")
 def test_merge_that_raises_is_retried_to_exact_standings(cloud: tuple[LocalStack, FaultInjector]) -> None:
     """Given the race summary's conditional put throttled (RequestLimitExceeded) until a window's
     merge has raised — the SDK retries each call, the store retries the call, then gives up, which
@@ -74,7 +62,6 @@ def test_merge_that_raises_is_retried_to_exact_standings(cloud: tuple[LocalStack
     assert_standings_match(stack, specs, messages)
 
 
-@on_consumers("lambda")
 def test_worker_killed_mid_merge_recovers_exact_standings(cloud: tuple[LocalStack, FaultInjector]) -> None:
     """Given the aggregator's worker process killed with SIGKILL while a window's merge is between
     two bucket writes (the first landed, the second is in flight), Lambda's retry of the window on a
@@ -102,37 +89,6 @@ def test_worker_killed_mid_merge_recovers_exact_standings(cloud: tuple[LocalStac
     assert_standings_match(stack, specs, messages)
 
 
-@on_consumers(*CONSUMERS)
-def test_dynamodb_throttling_and_unprocessed_keys_lose_nothing(
-    cloud: tuple[LocalStack, FaultInjector],
-) -> None:
-    """Given 30% of PutItem / UpdateItem / GetItem throttled (ProvisionedThroughputExceededException)
-    and 30% of BatchGetItem keys returned as UnprocessedKeys for the whole race, the SDK's and the
-    store's retries absorb them and the standings are exact. The fault is the races table's (the
-    KCL's own lease tables are the KCL's business, not the store's). The store never uses BatchWriteItem
-    (its writes are conditional puts, which BatchWriteItem cannot express), so UnprocessedItems
-    cannot arise; the call count proves it."""
-    stack, injector = cloud
-    specs = plan(100, 12, seed=203, classes=(1, 2))
-    messages = messages_of(specs)
-    throttle = ErrorResponse(
-        "dynamodb",
-        {"PutItem", "UpdateItem", "GetItem"},
-        rate=0.3,
-        code="ProvisionedThroughputExceededException",
-        message="The level of configured provisioned throughput for the table was exceeded.",
-        body_contains=f'"{outputs(stack)["TableName"]}"',
-    )
-    unprocessed = UnprocessedKeys("dynamodb", rate=0.3)
-    with injector.active(throttle), injector.active(unprocessed):
-        send(stack, messages)
-        drain(stack)
-    assert throttle.injected > 10 and unprocessed.injected > 0
-    assert injector.calls_to("dynamodb", "BatchWriteItem") == 0
-    assert_standings_match(stack, specs, messages)
-
-
-@on_consumers("lambda")
 def test_table_throttled_longer_than_an_invocation_then_recovering_lands_the_window_once(
     cloud: tuple[LocalStack, FaultInjector],
 ) -> None:

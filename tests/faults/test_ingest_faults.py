@@ -1,4 +1,5 @@
-"""Faults on the way in: duplicated and replayed records, throttled PutRecords entries, poison records.
+"""Faults on the way in and at the table: duplicated and replayed records, throttled PutRecords
+entries, poison records, throttled DynamoDB calls and unprocessed keys.
 
 Each applies to any consumer of the stream, so each runs against the Lambda aggregator and the KCL
 consumer (one local stack per consumer, shared by the module's tests); each test races its own
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from localcloud.faults import FaultInjector, PutRecordsEntryFailures
+from localcloud.faults import ErrorResponse, FaultInjector, PutRecordsEntryFailures, UnprocessedKeys
 
 from alleycat.stack import LocalStack
 from producers import RetryPolicy
@@ -24,6 +25,7 @@ from tests.faults.support import (
     assert_standings_match,
     drain,
     messages_of,
+    outputs,
     plan,
     put_raw,
     receive_all,
@@ -135,3 +137,34 @@ def test_poison_records_are_quarantined_and_never_stall_the_shard(
         timeout=30,
         what="the mapping to read its shard to the tip",
     )
+
+
+def test_dynamodb_throttling_and_unprocessed_keys_lose_nothing(
+    cloud: tuple[LocalStack, FaultInjector],
+) -> None:
+    """Given 30% of the races table's PutItem / UpdateItem / GetItem calls throttled
+    (ProvisionedThroughputExceededException) and 30% of BatchGetItem keys returned as UnprocessedKeys
+    for the whole race, the store's retries absorb them and the standings are exact. (The KCL's own
+    lease tables are left alone: their throttling is the KCL's business, not the store's.) The store
+    never uses BatchWriteItem (its writes are conditional puts, which BatchWriteItem cannot express),
+    so UnprocessedItems cannot arise; the call count proves it."""
+    stack, injector = cloud
+    # Classes no other test of the module races: every racer sets a personal best, so the race ends
+    # in ~200 conditional puts whichever consumer merges it (the KCL merges it in fewer windows).
+    specs = plan(100, 12, seed=203, classes=(3, 4))
+    messages = messages_of(specs)
+    throttle = ErrorResponse(
+        "dynamodb",
+        {"PutItem", "UpdateItem", "GetItem"},
+        rate=0.3,
+        code="ProvisionedThroughputExceededException",
+        message="The level of configured provisioned throughput for the table was exceeded.",
+        body_contains=f'"{outputs(stack)["TableName"]}"',
+    )
+    unprocessed = UnprocessedKeys("dynamodb", rate=0.3)
+    with injector.active(throttle), injector.active(unprocessed):
+        send(stack, messages)
+        drain(stack)
+    assert throttle.injected > 10 and unprocessed.injected > 0
+    assert injector.calls_to("dynamodb", "BatchWriteItem") == 0
+    assert_standings_match(stack, specs, messages)
