@@ -6,6 +6,7 @@ import io
 import json
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,6 +190,35 @@ def test_unserialisable_result_is_a_marshal_error(cloud, outputs):
 
     assert result.function_error == "Unhandled"
     assert result.payload["errorType"] == "Runtime.MarshalError"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"name": "Zoë 🚲", "numbers": [1, 2.5, -0.0, 1e300, None, True], "deep": {"a": {"b": [], "c": {}}}},
+        [{"quotes": '"\\\n\t', "empty": ""}],
+        "just text",
+        0,
+        None,
+    ],
+)
+def test_a_result_of_any_json_shape_comes_back_exactly(cloud, outputs, value):
+    # Given a function that returns what it is sent
+    name = outputs["FailingFunctionName"]
+    # When it returns each shape of JSON value
+    result = cloud.invoke(name, {"how": "echo", "value": value})
+    # Then the result is that value, exactly
+    assert result.ok, result.payload
+    assert result.payload == value
+    assert json.dumps(result.payload) == json.dumps(value)
+
+
+def test_request_ids_are_distinct_version_4_uuids_the_handler_sees(cloud, outputs):
+    results = [cloud.invoke(outputs["ContextFunctionName"], {}) for _ in range(5)]
+    ids = [result.request_id for result in results]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(request_id).version == 4 for request_id in ids)
+    assert [result.payload["context"]["aws_request_id"] for result in results] == ids
 
 
 def test_import_error_is_reported_as_init_failure(cloud, outputs):

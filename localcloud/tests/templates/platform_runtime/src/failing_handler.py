@@ -1,4 +1,4 @@
-"""Fails in the way event["how"] names: raise, sys.exit, os._exit, segfault, or not at all."""
+"""Fails in the way event["how"] names: raise, sys.exit, os._exit, segfault, or not at all (echo)."""
 
 import ctypes
 import os
@@ -19,6 +19,8 @@ def handler(event, context):
         os._exit(7)
     if how == "segfault":
         ctypes.string_at(0)
+    if how == "echo":
+        return event["value"]
     if how == "unserialisable":
         return {"when": object()}
     return {"pid": os.getpid()}
