@@ -47,7 +47,7 @@ from leaderboard.domain.race import FinalResult  # noqa: E402
 
 LOCUSTFILE = Path(__file__).with_name("locustfile_api.py")
 CLIENTS = 8
-SECONDS = 20
+SECONDS = 15
 QUICK_SECONDS = 8
 WARM_UP_ROUNDS = 3
 CLASS_BESTS = 300
