@@ -261,3 +261,19 @@ def test_stop_releases_the_ports_for_a_restart():
             assert again.subscribe("x") == 0
     finally:
         second.stop()
+
+
+@pytest.mark.timeout(90)
+def test_a_websocket_subscriber_stays_connected_past_the_websocket_ping_period(iot, clients):
+    # Given a paho WebSocket subscriber (paho answers WebSocket pings with unmasked frames, which
+    # a server must close the connection for; websockets pings every 20 s by default)
+    subscriber = connect(clients, iot.ws_url)
+    subscriber.subscribe("standings/#", qos=1)
+    # When a message is published every second for longer than that period
+    sent = [f"update {n}".encode() for n in range(25)]
+    for payload in sent:
+        iot.publish("standings/race-1", payload, qos=1)
+        time.sleep(1.0)
+    # Then the subscriber got every one of them: it was never dropped and reconnected meanwhile
+    received = [m.payload for m in subscriber.receive_many(len(sent), timeout=30)]
+    assert received == sent

@@ -181,6 +181,12 @@ class _LocalBroker(Broker):  # type: ignore[misc]
             ssl=ssl_context,
             subprotocols=[websockets.Subprotocol("mqtt")],
             process_request=_check_handshake,
+            # No WebSocket pings: MQTT's own keepalive (PINGREQ, enforced by the broker) tells a
+            # dead client. paho-mqtt answers a ping with an unmasked pong, which RFC 6455 makes the
+            # server close the connection for, so with websockets' default (a ping every 20 s)
+            # every paho WebSocket client was dropped every 20 s, and a clean session lost the
+            # messages published while it reconnected.
+            ping_interval=None,
         )
 
 
