@@ -227,10 +227,10 @@ class DynamoRaceStore:
 
         Phase one folds the delta into each touched bucket with a conditional put on the bucket's
         version; racers whose score changes and who are final (or whose race is closed) are offered
-        as personal bests just before their bucket is written. Phase two records every touched
-        bucket's counts in the race summary, again with a conditional put. A crash between the
-        phases is healed by the retry: the buckets no longer change, but phase two still sees their
-        newer versions and updates the summary.
+        as personal bests, all of them before any of the buckets is written. Phase two records
+        every touched bucket's counts in the race summary, again with a conditional put. A crash
+        between the phases is healed by the retry: the buckets no longer change, but phase two
+        still sees their newer versions and updates the summary.
 
         The closer may close the race between the merge's first read and its summary write, after
         offering the scores it saw (older than ours). So when the summary the merge lands on is
