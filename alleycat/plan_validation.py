@@ -57,6 +57,7 @@ LINGER_S = 0.1  # the producer's linger: how long a part-filled batch waits for 
 # longer describe devices sending at 1 Hz: such a run is repeated once, and if it is late again its
 # per-window figures are reported but not held (records, bytes and units per item still are).
 MAX_LATENESS_S = float(WINDOW_S)
+STREAM_POLLS_S = 0.5  # two polls of a DynamoDB stream by its event source mapping
 PER_WINDOW = frozenset({"item_writes_per_window", "race_windows_per_window", "publishes_per_window"})
 
 
@@ -171,14 +172,15 @@ TOLERANCES: dict[str, dict[bool, Tolerance]] = {
     "publishes_per_window": dict.fromkeys(
         (False, True),
         Tolerance(
-            0.75,
+            0.6,
             5.0,
-            "the plan's one standings message per race per window is a ceiling, and the IoT cost is "
-            "priced on it: the publisher publishes once for all changes of a race that reach it in "
-            "one DynamoDB Streams batch, which happens whenever it runs behind the window (on this "
-            "shared machine 2 publishes for 5 windows were seen); so the measured count may fall to "
-            "one per race (a ratio of 5 for 5 windows); it exceeded the plan once, 7 publishes for "
-            "6 merges, a cause not pinned down (a publisher batch delivered twice would do it)",
+            "the plan's one standings message per race per window is a ceiling in the model, and the "
+            "IoT cost is priced on it: the publisher publishes once for all changes of a race that "
+            "reach it in one DynamoDB Streams batch, which happens whenever it runs behind the window "
+            "(on this shared machine 2 publishes for 5 windows were seen), so the measured count may "
+            "fall to one per race (a ratio of 5 for 5 windows); runs that did not yet wait for the "
+            "table stream after draining published more than the merges (4 for 3, 7 for 6), the "
+            "cause not pinned down (a publish of the previous size counted in the next is likely)",
         ),
     ),
 }
@@ -331,17 +333,21 @@ def _windows(begin: float, end: float, window_s: int) -> set[int]:
 
 def _send_paced(
     producer: KinesisProducer, seconds: list[list[dict[str, Any]]], start: float, window_s: int
-) -> tuple[float, set[int]]:
-    """Hand each second's messages over at 1 Hz from ``start``; the worst lateness, and the
-    windows the hand-overs fell in.
+) -> tuple[float, set[int], int]:
+    """Send each second's messages at 1 Hz from ``start``; the worst lateness, the windows the
+    records were delivered in, and how many failed.
 
-    The messages were generated for a race starting at epoch 0; each keeps the simulator's
-    ``deviceTimestamp`` (its second plus its device's clock offset), moved to ``start``, as devices
-    send them: stamping them all alike would make them compress better than the plan's sample and
-    than real traffic.
+    Each second is flushed once handed over (devices send once a second, and the plan drains the
+    aggregator after each second too), so its records are delivered before the clock is read: the
+    windows noted are those of the records' arrival, not of a hand-over the producer may still be
+    queueing. The messages were generated for a race starting at epoch 0; each keeps the
+    simulator's ``deviceTimestamp`` (its second plus its device's clock offset), moved to ``start``,
+    as devices send them: stamping them all alike would make them compress better than the plan's
+    sample and than real traffic.
     """
     start_ms = int(start * 1000)
     worst = 0.0
+    failed = 0
     windows: set[int] = set()
     for index, messages in enumerate(seconds):
         due = start + index
@@ -350,10 +356,10 @@ def _send_paced(
         for message in messages:
             message["deviceTimestamp"] += start_ms
             producer.put(orjson.dumps(message), message["raceId"])
-        # The producer's linger ships the last batch up to LINGER_S later.
-        windows |= _windows(begin, time.time() + LINGER_S, window_s)
+        failed += len(producer.flush().failed)
+        windows |= _windows(begin, time.time(), window_s)
         worst = max(worst, time.time() - due)
-    return worst, windows
+    return worst, windows, failed
 
 
 def _metric(
@@ -415,15 +421,18 @@ def measure(
         retry_policy=RetryPolicy(record_ttl=30.0),
     )
     try:
-        lateness, windows = _send_paced(producer, seconds, start, window_s)
-        handed_over = time.time()
+        lateness, windows, failed = _send_paced(producer, seconds, start, window_s)
     finally:
-        outcome = producer.close()
-    # Records still in flight at the end (a plain race's throttled retries) land until close returns.
-    windows |= _windows(handed_over, time.time(), window_s)
+        failed_at_close = len(producer.close().failed)
     phases["send"] = time.monotonic() - began - sum(phases.values())
     if not cloud.wait_for_mappings(timeout=drain_timeout_s, include_windows=True):
         raise TimeoutError(f"{size.label}: the pipeline did not drain in {drain_timeout_s:.0f} s")
+    # The last window's summary write reaches the publisher through the table's stream, polled
+    # 4 times a second: drain again after two polls, so the last publish is counted in this size's
+    # metrics and not in the next one's.
+    time.sleep(STREAM_POLLS_S)
+    if not cloud.wait_for_mappings(timeout=drain_timeout_s, include_windows=True):
+        raise TimeoutError(f"{size.label}: the publisher did not drain in {drain_timeout_s:.0f} s")
     cloud.flush_metrics()
     phases["drain"] = time.monotonic() - began - sum(phases.values())
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
@@ -443,7 +452,7 @@ def measure(
         publishes=metric("Alleycat", "StandingsPublished", service),
         race_windows=metric("Alleycat", "RacesMerged", service),
         throttled=metric("AWS/Kinesis", "WriteProvisionedThroughputExceeded", kinesis_dims),
-        failed=len(outcome.failed),
+        failed=failed + failed_at_close,
         lateness_s=lateness,
         windows=len(windows),
         elapsed_s=time.monotonic() - began,
