@@ -31,7 +31,9 @@ def granted_table_actions(function: str) -> set[str]:
     for policy in load_template()["Resources"][function]["Properties"]["Policies"]:
         for statement in policy.get("Statement", []):
             listed = statement["Action"]
-            actions |= {a for a in ([listed] if isinstance(listed, str) else listed) if a.startswith("dynamodb:")}
+            actions |= {
+                a for a in ([listed] if isinstance(listed, str) else listed) if a.startswith("dynamodb:")
+            }
     return actions
 
 
