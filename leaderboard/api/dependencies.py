@@ -15,7 +15,7 @@ from botocore.config import Config
 from leaderboard.adapters.queries import DynamoLeaderboardQueries
 from leaderboard.api.cursor import CursorCodec, Cursors
 from leaderboard.api.cursor_keys import SecretCursorKeys
-from leaderboard.api.ranking import RankingCache
+from leaderboard.api.ranking import RankingCache, RecentReads
 from leaderboard.api.service import LeaderboardService
 from leaderboard.api.settings import ApiSettings
 
@@ -43,6 +43,8 @@ def get_service() -> LeaderboardService:
         reads=DynamoLeaderboardQueries(client, settings.table_name),
         cursors=get_cursors(),
         rankings=RankingCache(settings.ranking_cache_races, settings.ranking_revalidate_ms / 1000),
+        # Class boards are kept as long as a live race's ranking goes unconfirmed.
+        class_pages=RecentReads(256, settings.ranking_revalidate_ms / 1000),
     )
 
 

@@ -148,3 +148,43 @@ class RankingCache:
     def __len__(self) -> int:
         """Rankings held."""
         return len(self._rankings)
+
+
+class RecentReads:
+    """Answers of versionless reads (a class's personal-best pages) kept for a short while.
+
+    A class board has no version to revalidate by, and its query is the API's most expensive read
+    (locally, moto walks the whole index for it). Personal bests change only when a race finishes,
+    so serving a page read less than ``fresh_for_s`` ago costs at most that much staleness, the same
+    bound :class:`RankingCache` gives live races.
+    """
+
+    def __init__(
+        self, max_entries: int, fresh_for_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """Keep at most ``max_entries`` answers, each for ``fresh_for_s`` seconds (0: never)."""
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self._max = max_entries
+        self._fresh_for_s = fresh_for_s
+        self._clock = clock
+        self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_read(self, key: Hashable, read: Callable[[], T]) -> T:
+        """The answer kept under ``key`` while fresh; otherwise ``read()``, kept for next time."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and now - entry[0] < self._fresh_for_s:
+                self._entries.move_to_end(key)
+                answer: T = entry[1]
+                return answer
+        answer = read()  # outside the lock: a slow read must not hold up other keys
+        if self._fresh_for_s > 0:
+            with self._lock:
+                self._entries[key] = (now, answer)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+        return answer

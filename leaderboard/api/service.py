@@ -16,7 +16,7 @@ from leaderboard.api.models import (
     RaceStanding,
     iso,
 )
-from leaderboard.api.ranking import RaceRanking, RankingCache, SortKey
+from leaderboard.api.ranking import RaceRanking, RankingCache, RecentReads, SortKey
 from leaderboard.domain.messages import e4_to_output
 from leaderboard.domain.race import FinalResult, RaceSummary
 from leaderboard.domain.ranking import Standing, order_key
@@ -80,11 +80,19 @@ def race_standing(standing: Standing) -> RaceStanding:
 class LeaderboardService:
     """Race lists, race leaderboards, racer neighbourhoods and class boards."""
 
-    def __init__(self, reads: LeaderboardReads, cursors: Cursors, rankings: RankingCache) -> None:
-        """Serve from ``reads``, signing cursors with ``cursors``, keeping rankings in ``rankings``."""
+    def __init__(
+        self,
+        reads: LeaderboardReads,
+        cursors: Cursors,
+        rankings: RankingCache,
+        class_pages: RecentReads | None = None,
+    ) -> None:
+        """Serve from ``reads``, signing cursors with ``cursors``, keeping rankings in ``rankings``
+        and class board pages in ``class_pages`` (none kept when it is None)."""
         self._reads = reads
         self._cursors = cursors
         self._rankings = rankings
+        self._class_pages = class_pages or RecentReads(1, 0.0)
 
     def race_list(self, class_id: int | None, limit: int, cursor: str | None) -> RaceList:
         """A page of races (of one class, or all), newest start first (ties: higher raceId first)."""
@@ -172,7 +180,9 @@ class LeaderboardService:
         if cursor is not None:
             best, racer_id, rank, position = self._cursors.decode(cursor, scope, 4)
             after, previous_best = (best, racer_id), best
-        bests = self._reads.personal_bests(class_id, after, limit + 1)
+        bests = self._class_pages.get_or_read(
+            (class_id, after, limit), lambda: self._reads.personal_bests(class_id, after, limit + 1)
+        )
         standings: list[ClassStanding] = []
         for result in bests[:limit]:
             position += 1

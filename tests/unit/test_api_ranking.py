@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leaderboard.api.ranking import RaceRanking, RankingCache
+from leaderboard.api.ranking import RaceRanking, RankingCache, RecentReads
 from leaderboard.domain import RacerScore, RaceSummary, order_key
 
 
@@ -133,3 +134,33 @@ def test_recent_ranking_is_served_only_within_the_revalidation_window() -> None:
     assert cache.get(1, 3) is ranking  # the version read confirms it ...
     assert cache.recent(1) is ranking  # ... for another window
     assert RankingCache(4).recent(1) is None  # window 0: always revalidate
+
+
+def test_recent_reads_serve_an_answer_only_while_it_is_fresh() -> None:
+    now = [100.0]
+    reads: list[str] = []
+    cache = RecentReads(2, fresh_for_s=1.0, clock=lambda: now[0])
+
+    def read(value: str) -> Callable[[], str]:
+        def run() -> str:
+            reads.append(value)
+            return value
+
+        return run
+
+    assert cache.get_or_read("a", read("a1")) == "a1"
+    now[0] += 0.5
+    assert cache.get_or_read("a", read("a2")) == "a1"  # fresh: no read
+    now[0] += 0.5
+    assert cache.get_or_read("a", read("a3")) == "a3"  # a second old: read again
+    assert reads == ["a1", "a3"]
+
+
+def test_recent_reads_are_bounded_and_off_at_zero() -> None:
+    cache = RecentReads(2, fresh_for_s=10.0, clock=lambda: 0.0)
+    for key in ("a", "b", "c"):
+        cache.get_or_read(key, lambda k=key: k)  # type: ignore[misc]
+    assert cache.get_or_read("a", lambda: "again") == "again"  # "a" was evicted
+    off = RecentReads(1, fresh_for_s=0.0)
+    assert off.get_or_read("k", lambda: 1) == 1
+    assert off.get_or_read("k", lambda: 2) == 2
