@@ -23,9 +23,9 @@ Kinesis shard limits on (1,000 records/s and 1 MiB/s written per shard, 5 reads/
    came back below ``CAUGHT_UP_AGE_S`` in the last 40% of the probe — a growing backlog never does.
    Each kind of measurement gets a fresh stack: moto's GetRecords scans a shard from its start, so
    a long stream would slow the later probes down.
-3. ``api_p50_ms`` / ``api_p99_ms``: a finished 10,000-racer race is written straight into the
-   stack's table (through the same store the aggregator uses), then ``API_THREADS`` threads ask the
-   API Gateway front door for its top 100 ``API_REQUESTS`` times in all.
+
+The API's latency is measured by ``bench_api.py`` (a load generator in a process of its own), on a
+stack from :func:`local_stack` holding a race from :func:`write_finished_race`.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,9 +73,8 @@ LOAD_CORES = 1
 PROBE_SECONDS = 10
 MAX_LATENESS_S = 1.5
 CAUGHT_UP_AGE_S = 1.5
+# The finished race bench_api.py measures the API with.
 API_RACERS = 10_000
-API_THREADS = 8
-API_REQUESTS = 3000
 
 
 @dataclass
@@ -506,34 +503,6 @@ def write_finished_race(stack: LocalStack, racers: int, seconds: int = 300) -> i
     return race_id
 
 
-def api_latency(stack: LocalStack) -> dict[str, float]:
-    """Top-100 leaderboard of a finished 10,000-racer race over HTTP, ``API_THREADS`` at a time."""
-    race_id = write_finished_race(stack, API_RACERS)
-    url = f"{_outputs(stack)['ApiUrl']}/races/{race_id}/leaderboard?limit=100"
-
-    def get(_: int) -> float:
-        started = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=30) as response:
-            body = orjson.loads(response.read())
-        elapsed = time.perf_counter() - started
-        if body["status"] != "final" or len(body["standings"]) != 100:
-            raise RuntimeError(f"unexpected leaderboard: {body.get('status')}, {len(body['standings'])}")
-        return elapsed * 1000
-
-    for i in range(API_THREADS * 2):  # warm every execution environment and the API's cache
-        get(i)
-    with ThreadPoolExecutor(API_THREADS) as pool:
-        started = time.perf_counter()
-        times = list(pool.map(get, range(API_REQUESTS)))
-        elapsed = time.perf_counter() - started
-    quantiles = statistics.quantiles(times, n=100)
-    return {
-        "api_p50_ms": statistics.median(times),
-        "api_p99_ms": quantiles[98],
-        "api_requests_per_s": API_REQUESTS / elapsed,
-    }
-
-
 def run(quick: bool, log: Callable[[str], None] = print) -> tuple[dict[str, float], dict[str, Any]]:
     """Every live figure; also the raw series the plots need."""
     figures: dict[str, float] = {}
@@ -541,9 +510,6 @@ def run(quick: bool, log: Callable[[str], None] = print) -> tuple[dict[str, floa
     fresh, fresh_series = freshness_calm_and_loaded(log)
     figures.update(fresh)
     series.update(fresh_series)
-    with local_stack() as stack:
-        log("API: top 100 of a finished 10,000-racer race ...")
-        figures.update(api_latency(stack))
     with local_stack() as stack:
         log("capacity: plain JSON records on one shard ...")
         plain, plain_probes = bisect_capacity(stack, False, 600, 1400, 2 if quick else 3, log)
