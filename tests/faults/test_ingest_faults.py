@@ -38,7 +38,11 @@ from tests.faults.support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("faults-ingest")]
 
 
-@pytest.fixture(scope="module", params=CONSUMERS)
+# Each consumer's stack is its own xdist group (joined with the module's), so the two run side by side.
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(c, marks=pytest.mark.xdist_group(f"faults-ingest-{c}")) for c in CONSUMERS],
+)
 def cloud(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[LocalStack, FaultInjector]]:

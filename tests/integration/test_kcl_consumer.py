@@ -240,8 +240,10 @@ def test_the_kcl_metrics_reach_localcloud_and_the_local_dashboard(kcl_stack: Loc
 def test_killing_a_worker_mid_race_moves_its_leases_and_standings_stay_exact(kcl_stack: LocalStack) -> None:
     # Given both workers holding a lease and a race under way
     _two_workers_leasing(kcl_stack)
-    specs = plan(15, 16, seed=15, classes=(1, 2, 3, 4))
-    messages = messages_of(specs)
+    # Races on both shards, sent second by second: a follower whose first half held no records of
+    # this race (or only one window of them) would never checkpoint before the kill.
+    specs = plan(15, 16, seed=15, classes=(1, 2, 3, 4), race_id_base=_spread_base(4, seed=15))
+    messages = sorted(messages_of(specs), key=lambda m: m["second"])
     half = len(messages) // 2
     assert kcl_stack.kcl is not None
     workers = {worker.worker_id: worker for worker in kcl_stack.kcl.workers}
