@@ -47,10 +47,15 @@ lock: $(UV)
 	$(UV) lock --upgrade
 
 # The whole suite: localcloud's in its own environment (nothing of alleycat installed), then alleycat's.
+# Most integration tests wait on stream windows and timers rather than compute (a run keeps two cores
+# about half busy), so more workers than cores shorten the suite; heavy modules keep one stack per
+# xdist group. The slowest tests are listed at the end.
+TEST_WORKERS ?= 4
+PYTEST_ARGS  := -n $(TEST_WORKERS) --dist loadgroup --durations=15
 test: test-localcloud test-alleycat
 
 test-localcloud: $(LC_STAMP)
-	cd localcloud && .venv/bin/pytest -n 2 --dist loadgroup
+	cd localcloud && .venv/bin/pytest $(PYTEST_ARGS)
 
 # localcloud's event source mappings against behaviour recorded on AWS; the last line reads
 # "fidelity: N of M recorded scenarios match" (the suite also runs inside test-localcloud).
@@ -58,7 +63,7 @@ fidelity: $(LC_STAMP)
 	cd localcloud && .venv/bin/pytest -q tests/fidelity tests/test_fidelity_*.py
 
 test-alleycat: setup
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # One lean artifact per function under .aws-sam/build (functions/Makefile); `alleycat up` runs them.
 build: setup
