@@ -33,14 +33,26 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 CLASS = 6
 
 
+def _one_call_at_a_time(app: Any) -> Any:
+    """moto's backends are not thread-safe: two conditional writes served at once can both pass their
+    condition, which DynamoDB never allows. localcloud's endpoint serializes each service's calls the
+    same way; the faults (latency among them) act outside the lock, so writers still overlap."""
+    lock = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with lock:
+            return list(app(environ, start_response))
+
+    return serialized
+
+
 class MotoServer:
     """moto's HTTP server on 127.0.0.1 behind a fault injector, in a thread of this process."""
 
     def __init__(self) -> None:
         self.faults = FaultInjector(seed=11)
-        self._server = make_server(
-            "127.0.0.1", 0, self.faults(DomainDispatcherApplication(create_backend_app)), threaded=True
-        )
+        moto_app = _one_call_at_a_time(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server("127.0.0.1", 0, self.faults(moto_app), threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.endpoint = f"http://127.0.0.1:{self._server.port}"
