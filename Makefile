@@ -84,7 +84,7 @@ DURATION ?= 300
 race: setup
 	$(BIN)/alleycat race --racers $(RACERS) --duration $(DURATION)
 
-# Every benchmark (~9 minutes): a table, bench/results/latest.json and plots; see BENCHMARKS.md.
+# Every benchmark (~11 minutes): a table, bench/results/latest.json and plots; see BENCHMARKS.md.
 bench: setup
 	$(BIN)/python bench/run_all.py
 
