@@ -23,14 +23,13 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench_producer import local_server  # noqa: E402
 
 from alleycat.stack import LocalStack  # noqa: E402
 from leaderboard.adapters.dynamodb import CLIENT_CONFIG, DynamoRaceStore  # noqa: E402
@@ -136,23 +137,9 @@ class NoBestsStore(DynamoRaceStore):
         return 0
 
 
-@contextmanager
-def moto_server() -> Iterator[str]:
+def moto_server() -> AbstractContextManager[str]:
     """A moto server in a child process (as localcloud's endpoint is), its URL."""
-    server = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        yield f"http://127.0.0.1:{int(server.stdout.readline())}"
-    finally:
-        if server.stdin is not None:
-            server.stdin.close()
-        server.wait(timeout=30)
+    return local_server(MOTO_SERVER)
 
 
 def _client(endpoint: str) -> Any:
