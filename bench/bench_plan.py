@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from alleycat.plan_validation import SIZES, ratios, validate, validation_stack  # noqa: E402
+from alleycat.plan_validation import SIZES, ratios, validate, validation_stack, warm_up  # noqa: E402
 
 
 def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, float]:
@@ -35,6 +35,7 @@ def run(quick: bool = False, log: Callable[[str], None] = print) -> dict[str, fl
         stack = validation_stack(Path(home))
         stack.start()
         try:
+            warm_up(stack)
             results = validate(stack, sizes, log=log)
         finally:
             stack.stop()

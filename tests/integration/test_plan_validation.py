@@ -30,6 +30,7 @@ from alleycat.plan_validation import (
     measure_paced,
     plan_for,
     validation_stack,
+    warm_up,
 )
 from alleycat.stack import LocalStack
 
@@ -42,6 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = validation_stack(Path(tmp_path_factory.mktemp("plan-validation")))
     local.start()
     try:
+        warm_up(local)
         yield local
     finally:
         local.stop()
