@@ -236,6 +236,7 @@ class ApiGatewayServer:
         try:
             body = _read_body(environ)
         except ValueError as exc:
+            _discard_body(environ)
             return GatewayResponse.json_message(400, str(exc))
         target = self.dispatch(host, target_text)
         if target is None:
@@ -259,6 +260,22 @@ class ApiGatewayServer:
         except Exception:  # a bug must answer 500, not drop the connection
             LOG.exception("handling %s %s failed", method, target_text)
             return GatewayResponse.json_message(500, "Internal server error", spaced=True)
+
+
+# How much of a refused body is read and dropped before the answer (a client may send it all first).
+_DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def _discard_body(environ: dict[str, Any]) -> None:
+    """Read what is left of a refused body and drop it.
+
+    HTTP/1.1 clients such as requests send the whole body before they read the answer; unread, it
+    fills the connection and the client blocks writing it, never seeing the 400.
+    """
+    stream = environ["wsgi.input"]
+    left = _DISCARD_LIMIT_BYTES
+    while left > 0 and (chunk := stream.read(min(65536, left))):
+        left -= len(chunk)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
