@@ -93,7 +93,9 @@ def test_tasks_are_served_newest_first(run: dict[str, Any]) -> None:
     # (enough calls to judge the order by; how many the processor makes on a busy machine is not
     # what this test is about)
     assert len(during) >= CAPACITY * LOAD_S * 0.2
-    assert overtaken_share(run["created"], during) < 0.1
+    # (a FIFO leaves a newer task waiting on almost every call: 0.96 in `make bench`; LIFO 0.12 there
+    # and up to 0.26 on a busy machine, where the processor reads the queue less often)
+    assert overtaken_share(run["created"], during) < 0.4
     # so the tasks served waited little, although the backlog grew by 40 tasks a second
     waits = sorted(e.wait_s for e in during)
     assert waits[len(waits) // 2] < 2.0
