@@ -36,7 +36,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    # API Gateway itself waits 29 s; a cold start on a busy machine once took over 10.
+    with urllib.request.urlopen(url, timeout=30) as response:
         body: dict[str, Any] = json.loads(response.read())
         return body
 
